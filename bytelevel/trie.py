@@ -1,0 +1,92 @@
+"""Byte trie over a vocabulary: which tokens extend a byte prefix, which are prefixes of it.
+
+Exact next-byte probabilities sum model probabilities over the tokens whose
+bytes extend a prefix. Sorting the token byte strings makes every trie node a
+*contiguous range* of that order, so a node's subtree is two integers: a sum
+over a subtree is one slice of a sorted tensor, and the tokens under every
+child of a node split its range into consecutive runs. No normalizers, no
+special tokens (they stand for no bytes). Duplicate byte strings keep all ids.
+
+Walking down one byte narrows the range with a binary search inside it, so a
+look-up of a prefix of length L costs O(L log |V|) comparisons of one byte.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Node:
+    """A trie node: tokens `order[lo:hi]` all start with the node's `depth` bytes."""
+
+    depth: int
+    lo: int
+    hi: int
+
+    @property
+    def empty(self) -> bool:
+        return self.lo >= self.hi
+
+
+class TokenTrie:
+    """Implicit trie over `pieces` (bytes or None per token id).
+
+    Example: pieces `[b"a", b"ab", None, b"b"]` sort to `a, ab, b`;
+    `ids_with_prefix(b"a")` -> `[0, 1]`, `prefix_ids(b"abc")` -> `[(1, [0]), (2, [1])]`.
+    """
+
+    def __init__(self, pieces: Sequence[bytes | None]):
+        items = sorted((p, i) for i, p in enumerate(pieces) if p)
+        self.sorted_bytes: list[bytes] = [p for p, _ in items]
+        self.order = np.array([i for _, i in items], dtype=np.int64)  # token ids in byte order
+        self.by_bytes: dict[bytes, list[int]] = {}
+        for p, i in items:
+            self.by_bytes.setdefault(p, []).append(i)
+        self.max_len = max((len(p) for p in self.sorted_bytes), default=0)
+        self.root = Node(0, 0, len(items))
+        # position of each token id in the byte order (-1 for specials)
+        self.position = np.full(len(pieces), -1, dtype=np.int64)
+        self.position[self.order] = np.arange(len(items))
+
+    def child(self, node: Node, byte: int) -> Node:
+        """The node one byte deeper; empty when no token continues with `byte`."""
+        if node.empty:
+            return Node(node.depth + 1, 0, 0)
+        keys = self.sorted_bytes
+        stem = keys[node.lo][: node.depth]  # every key in the range starts with it
+        lo = bisect_left(keys, stem + bytes([byte]), node.lo, node.hi)
+        hi = bisect_left(keys, stem + bytes([byte + 1]), lo, node.hi) if byte < 255 else node.hi
+        return Node(node.depth + 1, lo, hi)
+
+    def find(self, prefix: bytes) -> Node:
+        """The node of `prefix` (empty if no token starts with it)."""
+        node = self.root
+        for byte in prefix:
+            node = self.child(node, byte)
+            if node.empty:
+                break
+        return node
+
+    def ids_with_prefix(self, prefix: bytes) -> list[int]:
+        """All token ids whose bytes start with `prefix` (in byte order)."""
+        node = self.find(prefix)
+        return self.order[node.lo : node.hi].tolist()
+
+    def ids_ending_at(self, node: Node) -> list[int]:
+        """Token ids whose bytes are exactly the node's prefix."""
+        if node.empty:
+            return []
+        return self.by_bytes.get(self.sorted_bytes[node.lo][: node.depth], []) if node.depth else []
+
+    def prefix_ids(self, data: bytes) -> list[tuple[int, list[int]]]:
+        """`(length, ids)` for every token whose bytes are a prefix of `data`, shortest first."""
+        out = []
+        for length in range(1, min(len(data), self.max_len) + 1):
+            ids = self.by_bytes.get(data[:length])
+            if ids:
+                out.append((length, ids))
+        return out

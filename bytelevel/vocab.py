@@ -1,0 +1,426 @@
+"""The byte view of any tokenizer: which bytes each token id stands for.
+
+Everything exact in tokenshift (byte marginals, healing, ensembles, transplant
+by bytes) needs `token_bytes(id)`, taken from the tokenizer's *model* (the
+byte-level alphabet, SentencePiece pieces with `▁` and `<0xNN>`, tiktoken
+ranks), never from `decode([id])`, which strips, merges and replaces bytes.
+
+Families read:
+- Hugging Face `tokenizers` (fast tokenizers, or a `tokenizers.Tokenizer`):
+  byte-level BPE (GPT-2, SmolLM2, Llama-3), Metaspace / SentencePiece-style BPE
+  and Unigram (`▁`, dummy prefix, `<0xNN>` byte fallback), WordPiece.
+- `sentencepiece.SentencePieceProcessor` (`.model` files: Mistral, Llama-2).
+- `tiktoken.Encoding` (cl100k, Qwen).
+
+Dummy prefix. SentencePiece models put a `▁` before the first word; those bytes
+are the tokenizer's, not the user's. The convention here: the model reads
+`vocab.prefix_bytes + user_bytes` (`prefix_bytes` is `b" "` for a dummy-prefix
+tokenizer, `b""` otherwise), `encode(user_bytes)` returns the ids of exactly
+that, and `decode_bytes(ids)` drops `prefix_bytes` again. A user's own leading
+space is kept (it becomes a second `▁`, as SentencePiece itself does).
+
+Bytes that are not UTF-8. Tokenizers read text; a byte that belongs to no valid
+character is encoded as its own single-byte token (byte-level BPE and tiktoken
+have all 256, SentencePiece byte fallback has `<0xNN>`); the valid runs around
+it are encoded as text. A tokenizer without such a token cannot encode it and
+`encode` says so.
+
+Lossy tokenizers (lowercasing, accent stripping, normalizers, `<unk>` without
+byte fallback, WordPiece's dropped spaces) are still viewable, but report
+`lossless=False` with the reason; exact byte modelling refuses them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .utf8 import utf8_runs
+
+# A text that exercises what lossy tokenizers break: case, accents, a decomposed
+# (non-NFC) character, rare scripts, emoji, whitespace runs, control characters.
+LOSSLESS_PROBE = (
+    "Hello World  x\n\n\t  y ÉCOLE naïve e\u0301 ﬁ ① Ω Ωmega 東京 ñ 😀 🧑\u200d💻 "
+    "\u0000\u007f \u2028 ᚠᛇ ⠀ ︀ 𝔘 ᄀ ٠١ x"
+)
+
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (256 entries).
+
+    Printable Latin-1 bytes map to themselves; the other 68 map to U+0100.. in
+    order, so `Ġ` (U+0120) is the space byte 0x20.
+    """
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1)
+    )
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+@dataclass
+class ByteVocab:
+    """Bytes of every token id, special ids, and a canonical byte encoder.
+
+    `pieces[i]` is the bytes of token `i`, or `None` for a special/control id
+    (and for ids a sparse vocabulary leaves unused). Build with `from_tokenizer`.
+    """
+
+    pieces: list[bytes | None]
+    special: dict[int, str]  # id -> its text form, for tokens that stand for no bytes
+    family: str  # "byte_bpe" | "sentencepiece" | "tiktoken" | "wordpiece"
+    prefix_bytes: bytes  # b" " when the tokenizer adds a dummy prefix
+    lossless: bool
+    lossy_reason: str
+    bos_id: int | None
+    eos_id: int | None
+    _encode_text: Callable[[str], list[int]] = field(repr=False)
+    _byte_token: dict[int, int] = field(repr=False, default_factory=dict)
+    name: str = ""
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_tokenizer(cls, tok: Any, name: str = "") -> "ByteVocab":
+        """Read any supported tokenizer object (see the module docstring)."""
+        kind = type(tok).__module__ + "." + type(tok).__name__
+        if hasattr(tok, "_mergeable_ranks") and hasattr(tok, "encode_single_token"):
+            vocab = _from_tiktoken(tok)
+        elif hasattr(tok, "serialized_model_proto") or kind.startswith("sentencepiece."):
+            vocab = _from_sentencepiece(tok)
+        elif hasattr(tok, "backend_tokenizer"):
+            vocab = _from_hf_backend(tok.backend_tokenizer, tok)
+        elif kind.startswith("tokenizers.") and hasattr(tok, "to_str"):
+            vocab = _from_hf_backend(tok, None)
+        elif hasattr(tok, "sp_model"):
+            vocab = _from_sentencepiece(tok.sp_model, hf=tok)
+        else:
+            raise TypeError(
+                f"ByteVocab.from_tokenizer: unsupported tokenizer type {kind}. Pass a Hugging Face "
+                "fast tokenizer (AutoTokenizer.from_pretrained(dir)), a tokenizers.Tokenizer, a "
+                "sentencepiece.SentencePieceProcessor, or a tiktoken.Encoding."
+            )
+        vocab.name = name or getattr(tok, "name_or_path", "") or getattr(tok, "name", "") or kind
+        vocab._check_lossless()
+        return vocab
+
+    # -- the byte view ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """Bytes of `token_id`; a special token has none and raises."""
+        if not 0 <= token_id < len(self.pieces):
+            raise IndexError(f"token id {token_id} is outside this vocabulary of {len(self.pieces)} ids")
+        piece = self.pieces[token_id]
+        if piece is None:
+            raise ValueError(
+                f"token {token_id} ({self.special.get(token_id, 'unused id')!r}) is a special/control "
+                "token and stands for no bytes; check `vocab.is_special(id)` first."
+            )
+        return piece
+
+    def is_special(self, token_id: int) -> bool:
+        return self.pieces[token_id] is None
+
+    def byte_token(self, byte: int) -> int | None:
+        """The id of the single-byte token for `byte` (byte-level or `<0xNN>`), if any."""
+        return self._byte_token.get(byte)
+
+    def duplicates(self) -> list[list[int]]:
+        """Groups of ids whose bytes are identical (byte fallback vs piece, Gemma duplicates)."""
+        groups: dict[bytes, list[int]] = defaultdict(list)
+        for i, piece in enumerate(self.pieces):
+            if piece is not None:
+                groups[piece].append(i)
+        return [ids for ids in groups.values() if len(ids) > 1]
+
+    # -- encoding ---------------------------------------------------------------------
+    def encode(self, data: bytes) -> list[int]:
+        """Canonical ids for the user's bytes `data` (dummy prefix included, no BOS/EOS).
+
+        Special-token strings inside `data` are text, never special ids.
+        """
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"encode: expected bytes, got {type(data).__name__}; use text.encode('utf-8')")
+        return self.encode_raw(self.prefix_bytes + bytes(data))
+
+    def encode_raw(self, data: bytes) -> list[int]:
+        """Canonical ids for `data` exactly as the model reads it (no dummy prefix added)."""
+        ids: list[int] = []
+        for text, raw in utf8_runs(bytes(data)):
+            if text is not None:
+                ids.extend(self._encode_text(text))
+                continue
+            single = self._byte_token.get(raw[0])
+            if single is None:
+                raise ValueError(
+                    f"encode: byte 0x{raw[0]:02x} is not valid UTF-8 here and tokenizer {self.name!r} has "
+                    "no single-byte token for it (no byte-level alphabet or byte fallback)."
+                )
+            ids.append(single)
+        return ids
+
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """The user's bytes for `ids` (special ids skipped, dummy prefix removed)."""
+        raw = b"".join(self.pieces[i] or b"" for i in ids)
+        if self.prefix_bytes and raw.startswith(self.prefix_bytes):
+            raw = raw[len(self.prefix_bytes) :]
+        return raw
+
+    def unreachable(self) -> list[int]:
+        """Ids that the tokenizer never produces when encoding their own bytes.
+
+        Tokens that are not valid UTF-8 on their own (a byte-level piece of a
+        character) are left out: alone they cannot be text.
+        """
+        out = []
+        for i, piece in enumerate(self.pieces):
+            if piece is None:
+                continue
+            try:
+                piece.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if self.encode_raw(piece) != [i]:
+                out.append(i)
+        return out
+
+    def _check_lossless(self) -> None:
+        if not self.lossless:
+            return
+        probe = LOSSLESS_PROBE.encode("utf-8")
+        try:
+            got = self.decode_bytes(self.encode(probe))
+        except ValueError as err:
+            got, self.lossy_reason = b"", str(err)
+        if got != probe:
+            self.lossless = False
+            self.lossy_reason = self.lossy_reason or (
+                "encoding then joining token bytes does not give the input back "
+                f"(probe {probe[:40]!r}... came back as {got[:40]!r}...)"
+            )
+
+    def require_lossless(self, what: str) -> None:
+        """Raise a clear error when a lossy tokenizer is used for exact work."""
+        if not self.lossless:
+            raise ValueError(
+                f"{what}: tokenizer {self.name!r} is lossy ({self.lossy_reason}); exact byte "
+                "probabilities are only defined when its tokens spell out the input bytes."
+            )
+
+
+# -- Hugging Face tokenizers -------------------------------------------------------------
+
+
+def _walk(node: Any) -> list[dict]:
+    """Flatten a tokenizers JSON component (Sequence or single) into its parts."""
+    if not node:
+        return []
+    if node.get("type") == "Sequence":
+        parts = node.get("normalizers") or node.get("pretokenizers") or node.get("decoders") or []
+        return [p for part in parts for p in _walk(part)]
+    return [node]
+
+
+def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
+    from tokenizers import Tokenizer
+
+    spec = json.loads(backend.to_str())
+    model = spec["model"]
+    normalizers = _walk(spec.get("normalizer"))
+    pretoks = _walk(spec.get("pre_tokenizer"))
+    decoders = _walk(spec.get("decoder"))
+    types = {p["type"] for p in pretoks} | {d["type"] for d in decoders}
+    byte_level = "ByteLevel" in types
+    wordpiece = model["type"] in ("WordPiece", "WordLevel")
+    metaspace = next((p for p in pretoks if p["type"] == "Metaspace"), None)
+    replacement = metaspace.get("replacement", "▁") if metaspace else "▁"
+
+    lossy: list[str] = []
+    dummy = False
+    nodummy_spec = copy.deepcopy(spec)
+    kept_norms = []
+    for norm in normalizers:
+        if norm["type"] == "Prepend":
+            dummy = True
+        elif norm["type"] == "Replace" and norm.get("content") == replacement:
+            kept_norms.append(norm)
+        else:
+            kept_norms.append(norm)
+            lossy.append(f"normalizer {norm['type']}")
+    nodummy_spec["normalizer"] = {"type": "Sequence", "normalizers": kept_norms} if kept_norms else None
+    for part in _walk(nodummy_spec.get("pre_tokenizer")):
+        if part["type"] == "Metaspace":
+            scheme = part.get("prepend_scheme", "always" if part.get("add_prefix_space", True) else "never")
+            dummy = dummy or scheme != "never"
+            part["prepend_scheme"] = "never"
+            part.pop("add_prefix_space", None)
+        if part["type"] == "ByteLevel" and part.get("add_prefix_space"):
+            dummy = True
+            part["add_prefix_space"] = False
+    nodummy_spec["post_processor"] = None
+    encoder = Tokenizer.from_str(json.dumps(nodummy_spec))
+    encoder.encode_special_tokens = True  # "<|endoftext|>" typed by a user is text
+
+    size = backend.get_vocab_size(with_added_tokens=True)
+    added = {a["id"]: a for a in spec.get("added_tokens", [])}
+    size = max([size] + [i + 1 for i in added])
+    byte_decoder = {c: b for b, c in bytes_to_unicode().items()}
+    pieces: list[bytes | None] = [None] * size
+    special: dict[int, str] = {}
+    byte_token: dict[int, int] = {}
+    fallback = bool(model.get("byte_fallback"))
+    for token_id in range(size):
+        content = backend.id_to_token(token_id)
+        if content is None:
+            continue
+        info = added.get(token_id)
+        if info is not None and (info.get("special") or model["type"] == "Unigram" and content in ("<s>", "</s>")):
+            special[token_id] = content
+            continue
+        if info is not None:
+            pieces[token_id] = content.encode("utf-8")
+            continue
+        if byte_level:
+            try:
+                pieces[token_id] = bytes(byte_decoder[c] for c in content)
+            except KeyError:  # a piece outside the byte alphabet: treat as literal text
+                pieces[token_id] = content.encode("utf-8")
+        elif wordpiece:
+            prefix = model.get("continuing_subword_prefix", "##")
+            pieces[token_id] = (content[len(prefix) :] if content.startswith(prefix) else content).encode("utf-8")
+        else:
+            match = _BYTE_PIECE.match(content)
+            if fallback and match:
+                pieces[token_id] = bytes([int(match.group(1), 16)])
+            else:
+                pieces[token_id] = content.replace(replacement, " ").encode("utf-8")
+        if len(pieces[token_id]) == 1 and (byte_level or _BYTE_PIECE.match(content)):
+            byte_token.setdefault(pieces[token_id][0], token_id)
+    unk = model.get("unk_token")
+    if unk is not None and model["type"] == "Unigram" and isinstance(model.get("unk_id"), int):
+        special[model["unk_id"]] = str(model["vocab"][model["unk_id"]][0])
+        pieces[model["unk_id"]] = None
+    elif isinstance(unk, str) and backend.token_to_id(unk) is not None:
+        special[backend.token_to_id(unk)] = unk
+        pieces[backend.token_to_id(unk)] = None
+    if wordpiece:
+        lossy.append("WordPiece drops the spaces between words")
+    if unk is not None and not byte_level and not fallback:
+        lossy.append("characters outside the vocabulary become the unknown token (no byte fallback)")
+
+    family = "byte_bpe" if byte_level else "wordpiece" if wordpiece else "sentencepiece"
+    bos = getattr(hf_tok, "bos_token_id", None) if hf_tok is not None else None
+    eos = getattr(hf_tok, "eos_token_id", None) if hf_tok is not None else None
+
+    def encode_text(text: str) -> list[int]:
+        return encoder.encode(text, add_special_tokens=False).ids
+
+    return ByteVocab(
+        pieces=pieces,
+        special=special,
+        family=family,
+        prefix_bytes=b" " if dummy else b"",
+        lossless=not lossy,
+        lossy_reason="; ".join(lossy),
+        bos_id=bos,
+        eos_id=eos,
+        _encode_text=encode_text,
+        _byte_token=byte_token,
+    )
+
+
+# -- SentencePiece ------------------------------------------------------------------------
+
+
+def _from_sentencepiece(sp: Any, hf: Any = None) -> ByteVocab:
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    proto.ParseFromString(sp.serialized_model_proto())
+    norm = proto.normalizer_spec
+    dummy = bool(norm.add_dummy_prefix)
+    lossy = []
+    if norm.name not in ("identity", "") or len(norm.precompiled_charsmap) > 0:
+        lossy.append(f"normalizer {norm.name!r}")
+    if norm.remove_extra_whitespaces:
+        lossy.append("remove_extra_whitespaces collapses runs of spaces")
+    if not proto.trainer_spec.byte_fallback:
+        lossy.append("characters outside the vocabulary become <unk> (no byte fallback)")
+    # encode user text with the dummy prefix switched off: we add it as bytes ourselves
+    proto.normalizer_spec.add_dummy_prefix = False
+    encoder = spm.SentencePieceProcessor()
+    encoder.LoadFromSerializedProto(proto.SerializeToString())
+
+    pieces: list[bytes | None] = []
+    special: dict[int, str] = {}
+    byte_token: dict[int, int] = {}
+    Piece = pb.ModelProto.SentencePiece
+    for token_id, piece in enumerate(proto.pieces):
+        if piece.type in (Piece.CONTROL, Piece.UNKNOWN, Piece.UNUSED):
+            pieces.append(None)
+            special[token_id] = piece.piece
+        elif piece.type == Piece.BYTE:
+            value = int(_BYTE_PIECE.match(piece.piece).group(1), 16)
+            pieces.append(bytes([value]))
+            byte_token[value] = token_id
+        else:
+            pieces.append(piece.piece.replace("▁", " ").encode("utf-8"))
+
+    def encode_text(text: str) -> list[int]:
+        return encoder.encode(text)
+
+    bos = sp.bos_id() if sp.bos_id() >= 0 else None
+    eos = sp.eos_id() if sp.eos_id() >= 0 else None
+    return ByteVocab(
+        pieces=pieces,
+        special=special,
+        family="sentencepiece",
+        prefix_bytes=b" " if dummy else b"",
+        lossless=not lossy,
+        lossy_reason="; ".join(lossy),
+        bos_id=bos,
+        eos_id=eos,
+        _encode_text=encode_text,
+        _byte_token=byte_token,
+    )
+
+
+# -- tiktoken -----------------------------------------------------------------------------
+
+
+def _from_tiktoken(enc: Any) -> ByteVocab:
+    size = enc.n_vocab
+    pieces: list[bytes | None] = [None] * size
+    for raw, rank in enc._mergeable_ranks.items():
+        pieces[rank] = raw
+    special = {i: s for s, i in enc._special_tokens.items()}
+    byte_token = {p[0]: i for i, p in enumerate(pieces) if p is not None and len(p) == 1}
+    eot = special and next((i for i, s in special.items() if s == "<|endoftext|>"), None)
+
+    def encode_text(text: str) -> list[int]:
+        return enc.encode(text, disallowed_special=())
+
+    return ByteVocab(
+        pieces=pieces,
+        special=special,
+        family="tiktoken",
+        prefix_bytes=b"",
+        lossless=True,
+        lossy_reason="",
+        bos_id=eot,
+        eos_id=eot,
+        _encode_text=encode_text,
+        _byte_token=byte_token,
+    )

@@ -1,0 +1,112 @@
+"""The `tokenshift` command: a map from subcommand names to plain functions.
+
+Each subcommand is one function taking parsed arguments; `COMMANDS` is the map
+(a test checks it against the README). Errors a user can fix (a bad path, an
+empty file, a lossy tokenizer) print one line and exit 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class UserError(Exception):
+    """An error whose message is the whole story for the user."""
+
+
+def _format_table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Bytes per token per language, unfairness vs English, unreachable and duplicate tokens."""
+    from tokenshift.assets import load_tokenizer
+    from tokenshift.bytelevel.audit import audit_vocab
+    from tokenshift.bytelevel.vocab import ByteVocab
+    from tokenshift.data import default_texts, read_text_bytes, text_name
+
+    paths = args.text or default_texts()
+    texts = {}
+    for path in paths:
+        texts[text_name(path) if text_name(path) not in texts else str(path)] = read_text_bytes(path)
+    results = []
+    for name in args.tokenizer:
+        vocab = ByteVocab.from_tokenizer(load_tokenizer(name), name=name)
+        results.append(audit_vocab(vocab, texts))
+    names = list(texts)
+    rows = [[r.name] + [f"{t.bytes_per_token:.2f}" for t in r.texts] for r in results]
+    print("bytes per token (higher = more compression)")
+    print(_format_table(rows, ["tokenizer"] + names))
+    if "en" in texts:
+        rows = [[r.name] + [f"{t.ratio_to_en:.2f}" for t in r.texts] for r in results]
+        print("\ntokens relative to English for the same bytes (1.00 = as cheap as English)")
+        print(_format_table(rows, ["tokenizer"] + names))
+    rows = [
+        [r.name, r.family, str(r.size), str(r.special), "yes" if r.lossless else "NO", "yes" if r.dummy_prefix else "no",
+         str(r.duplicate_ids), str(r.unreachable)]
+        for r in results
+    ]
+    print("\nvocabulary")
+    print(_format_table(rows, ["tokenizer", "family", "size", "special", "lossless", "dummy ▁", "duplicate ids", "unreachable"]))
+    for r in results:
+        if not r.lossless:
+            print(f"  {r.name}: lossy: {r.lossy_reason}")
+    if args.json:
+        from tokenshift.results import write_result
+
+        metrics = {r.name: r.to_dict() for r in results}
+        baseline_name = "gpt2" if "gpt2" in metrics else results[0].name
+        write_result(
+            args.json,
+            "audit",
+            config={"tokenizers": args.tokenizer, "texts": {n: str(p) for n, p in zip(names, paths)}},
+            metrics=metrics,
+            baseline={"tokenizer": baseline_name,
+                      "bytes_per_token": {t["name"]: t["bytes_per_token"] for t in metrics[baseline_name]["texts"]}},
+        )
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "audit": (cmd_audit, "compare tokenizers: bytes per token per language, unreachable/duplicate tokens"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenshift", description="Free language models from their tokenizer.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    audit = sub.add_parser("audit", help=COMMANDS["audit"][1], description=COMMANDS["audit"][1])
+    audit.add_argument("tokenizer", nargs="+", help="built-in name (smollm2, gpt2, mistral, cl100k, qwen, gemma3) or path")
+    audit.add_argument("--text", nargs="+", type=Path, help="UTF-8 text files (default: ../shared/data/*.valid.txt)")
+    audit.add_argument("--json", type=Path, help="also write the results here (bench/results/audit.json format)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = COMMANDS[args.command][0]
+    try:
+        return func(args)
+    except (UserError, ValueError, TypeError, OSError) as err:
+        from tokenshift.assets import AssetError  # noqa: F401  (AssetError is a ValueError)
+
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"tokenshift {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
