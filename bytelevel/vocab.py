@@ -87,6 +87,7 @@ class ByteVocab:
     _encode_text: Callable[[str], list[int]] = field(repr=False)
     _byte_token: dict[int, int] = field(repr=False, default_factory=dict)
     name: str = ""
+    _backend: Any = field(repr=False, default=None)  # the encoder object (pre-tokenizer access)
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -337,6 +338,7 @@ def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
         eos_id=eos,
         _encode_text=encode_text,
         _byte_token=byte_token,
+        _backend=encoder,
     )
 
 
@@ -394,6 +396,7 @@ def _from_sentencepiece(sp: Any, hf: Any = None) -> ByteVocab:
         eos_id=eos,
         _encode_text=encode_text,
         _byte_token=byte_token,
+        _backend=encoder,
     )
 
 
@@ -423,4 +426,5 @@ def _from_tiktoken(enc: Any) -> ByteVocab:
         eos_id=eot,
         _encode_text=encode_text,
         _byte_token=byte_token,
+        _backend=enc,
     )
