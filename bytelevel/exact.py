@@ -6,7 +6,9 @@ covering tree" of ByteSampler, the "covering" of Vieira et al.) turned into a
 
 Definitions (bytes are what the model reads: `vocab.prefix_bytes + user bytes`):
 - A token sequence `t` is **canonical** when the tokenizer's own encoding of its
-  bytes gives it back: `vocab.encode_raw(bytes(t)) == t` (no special tokens).
+  bytes gives it back: `canonical_encode(bytes(t)) == t` (no special tokens;
+  `pretok.canonical_encode` is `vocab.encode_raw`, plus a rule for bytes that
+  stop inside a character).
 - The **covers** of a non-empty byte prefix `x`: canonical `t = t1..tk` whose
   bytes start with `x` while the bytes of `t1..t(k-1)` are a strict prefix of
   `x`. `P(b"") = 1`.
@@ -14,8 +16,8 @@ Definitions (bytes are what the model reads: `vocab.prefix_bytes + user bytes`):
   of `t` after the start token (the tokenizer's BOS; GPT-2-style tokenizers
   without one use `<|endoftext|>`, as those models were trained).
 - `P(b | x) = P(xb) / P(x)`; the 257th slot, end of text, is
-  `P(encode(x)) * P(EOS | encode(x)) / P(x)` (the only canonical `t` with
-  `bytes(t) == x`). The 257 values are normalised; the mass the model puts on
+  `P(c) * P(EOS | c)` for the one canonical `c` with `bytes(c) == x`, over
+  `P(x)`. The 257 values are normalised; the mass the model puts on
   non-canonical continuations is reported as `invalid_mass`, never hidden.
 - `tokenizations="all"` sums over every token sequence instead (Vieira et al.'s
   definition): a reference for tiny vocabularies. It needs a model call for
@@ -23,28 +25,41 @@ Definitions (bytes are what the model reads: `vocab.prefix_bytes + user bytes`):
   length.
 
 How it is computed. All covers share the encoding of the bytes before the last
-*stable cut* (see `pretok.py`): the trunk, run once through the model and kept
-in its KV cache. After the cut a handful of covers remain; each byte step
-(1) adds the covers' overhanging bytes, (2) splits the model's next-token
-distribution after the boundary sequence by first byte, keeping only the tokens
-that make a canonical sequence (checked with the tokenizer itself), and (3)
-keeps the covers that agree with the chosen byte. Model calls: one batched
-forward over the new boundary sequences per byte, on top of the trunk cache.
+*stable cut* (`pretok.stable_cuts`): the trunk, run once through the model and
+kept in its KV cache. After the cut, the covers are kept as *groups*: a
+sequence `seq` that spells the first `start` bytes, and an array of candidate
+last tokens that agree with the bytes seen so far. Each byte filters every
+group with one vectorised comparison and opens a group after the canonical
+sequence of the new prefix. Whether a candidate is canonical is decided
+lazily, by the tokenizer, and only as far as a result needs it:
+
+- `logprobs()` (the full distribution) checks every candidate;
+- `sample()` draws the next byte by inversion, checking candidates from the
+  heaviest down only until the byte is certain whatever the unchecked ones
+  turn out to be (top-p needs all of them);
+- `log_prefix_mass()` (scoring) needs only the few candidates that survive.
+
+So the exact answer never depends on the unchecked mass being small; only the
+cost does. Model calls: one batched forward per new group sequence; sampling
+prefetches the sequences along the likeliest token's bytes in one call, so it
+costs about one forward per token.
 
 What it does not do: normalisers (a lossy tokenizer is refused), special tokens
 inside the text (they are bytes here), and beam pruning (it is exact).
 """
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from .pretok import encode_many, stable_cuts
+from .pretok import canonical_encode, stable_cuts
 from .trie import TokenTrie
+from .utf8 import incomplete_tail
 from .vocab import ByteVocab
 
 EOT = 256  # index of the end-of-text slot in a next-byte distribution
@@ -81,7 +96,9 @@ class HFTokenLM:
 
     The trunk (start token + stable prefix) is run once and extended in place;
     tails are right-padded into one batch on top of a copy of the trunk cache
-    (causal attention makes padding after a tail harmless).
+    (causal attention makes padding after a tail harmless). When the trunk grows
+    by tokens that were just evaluated as the start of a tail, their keys and
+    values are sliced out of that batch instead of being recomputed.
     """
 
     def __init__(self, model: Any, device: str | torch.device = "auto", max_batch: int = 64):
@@ -93,14 +110,18 @@ class HFTokenLM:
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         self.max_batch = max_batch
         self.calls = 0
+        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._trunk: list[int] = []
         self._kv: Any = None
         self._last: torch.Tensor | None = None  # log-probs after the trunk
+        self._batch: tuple[list[tuple[int, ...]], Any, torch.Tensor] | None = None  # tails, cache, logits
 
     @torch.no_grad()
-    def _forward(self, ids: torch.Tensor, past: Any) -> Any:
+    def _forward(self, ids: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
         self.calls += 1
-        return self.model(input_ids=ids.to(self.device), past_key_values=past, use_cache=True)
+        out = self.model(input_ids=ids.to(self.device), use_cache=True, **{self._cache_kw: past})
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return out.logits, cache
 
     def _check_length(self, n: int) -> None:
         if self.max_positions is not None and n > self.max_positions:
@@ -115,22 +136,20 @@ class HFTokenLM:
             return
         self._check_length(len(trunk))
         keep = len(self._trunk) if trunk[: len(self._trunk)] == self._trunk and self._kv is not None else 0
+        delta = tuple(trunk[keep:])
+        if keep and self._batch is not None:
+            tails, cache, logits = self._batch
+            row = next((r for r, t in enumerate(tails) if t[: len(delta)] == delta), None)
+            if row is not None:  # reuse the batch row that already ran these tokens
+                self._kv = _slice_cache(cache, row, keep + len(delta))
+                self._last = torch.log_softmax(logits[row, len(delta) - 1].double(), -1).cpu()
+                self._trunk, self._batch = trunk, None
+                return
         if keep == 0:
             self._kv = None
-        new = torch.tensor([trunk[keep:]], dtype=torch.long)
-        out = self._forward(new, self._kv)
-        self._kv = out.past_key_values
-        self._last = torch.log_softmax(out.logits[0, -1].double(), -1).cpu()
-        self._trunk = trunk
-
-    def _expanded_cache(self, batch: int) -> Any:
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
-        for layer_idx, layer in enumerate(self._kv.layers):
-            cache.update(layer.keys.expand(batch, *layer.keys.shape[1:]).contiguous(),
-                         layer.values.expand(batch, *layer.values.shape[1:]).contiguous(), layer_idx)
-        return cache
+        logits, self._kv = self._forward(torch.tensor([list(delta)], dtype=torch.long), self._kv)
+        self._last = torch.log_softmax(logits[0, -1].double(), -1).cpu()
+        self._trunk, self._batch = trunk, None
 
     def logprobs(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> torch.Tensor:
         self._set_trunk(trunk)
@@ -146,20 +165,44 @@ class HFTokenLM:
             ids = torch.zeros(len(chunk), width, dtype=torch.long)
             for row, i in enumerate(chunk):
                 ids[row, : len(tails[i])] = torch.tensor(tails[i])
-            logits = self._forward(ids, self._expanded_cache(len(chunk))).logits
+            logits, cache = self._forward(ids, _expand_cache(self._kv, len(chunk)))
+            self._batch = ([tuple(tails[i]) for i in chunk], cache, logits)
             for row, i in enumerate(chunk):
                 out[i] = torch.log_softmax(logits[row, len(tails[i]) - 1].double(), -1).cpu()
         return out
+
+
+def _expand_cache(kv: Any, batch: int) -> Any:
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for idx, layer in enumerate(kv.layers):
+        cache.update(layer.keys.expand(batch, *layer.keys.shape[1:]).contiguous(),
+                     layer.values.expand(batch, *layer.values.shape[1:]).contiguous(), idx)
+    return cache
+
+
+def _slice_cache(kv: Any, row: int, length: int) -> Any:
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for idx, layer in enumerate(kv.layers):
+        cache.update(layer.keys[row : row + 1, :, :length].contiguous(),
+                     layer.values[row : row + 1, :, :length].contiguous(), idx)
+    return cache
 
 
 # -- covers -----------------------------------------------------------------------------------
 
 
 @dataclass
-class _Cover:
-    tail: tuple[int, ...]  # tokens after the trunk
-    data: bytes  # their bytes (start with the prefix after the cut)
-    logp: float  # log P(tail | trunk)
+class _Group:
+    """Covers `seq + [v]` for each candidate `v` in `ids`; `bytes(seq)` is the first `start` bytes."""
+
+    seq: tuple[int, ...]
+    start: int
+    ids: np.ndarray  # int64 candidate last tokens
+    valid: np.ndarray  # int8: 1 canonical, 0 not, -1 not checked yet
 
 
 @dataclass
@@ -169,8 +212,10 @@ class _Core:
     vocab: ByteVocab
     lm: TokenLM
     trie: TokenTrie
-    first_byte: torch.Tensor  # (V_model,) first byte of each token, -1 for specials / padded rows
+    table: np.ndarray  # (V, max_len + 1) uint16 token bytes, 256 past the end; row of -1 for specials
+    lengths: np.ndarray  # (V,) byte length of each token, 0 for specials
     byte_ids: np.ndarray  # ids that stand for bytes
+    probes: list[bytes]  # one token's bytes per distinct first character (pre-tokenizer probes)
     start_id: int
     eos_ids: list[int]
     mode: str
@@ -212,13 +257,17 @@ class TokenByteModel:
         if start is None:
             raise ValueError("the tokenizer has neither a BOS nor an EOS token; pass start_id=")
         eos = list(eos_ids) if eos_ids is not None else [vocab.eos_id] if vocab.eos_id is not None else []
-        first = torch.full((lm.vocab_size,), -1, dtype=torch.long)
-        byte_ids = []
+        max_len = max(len(p) for p in vocab.pieces if p)
+        table = np.full((lm.vocab_size, max_len + 1), 256, dtype=np.uint16)
+        lengths = np.zeros(lm.vocab_size, dtype=np.int64)
+        probes: dict[bytes, bytes] = {}
         for i, piece in enumerate(vocab.pieces):
             if piece:
-                first[i] = piece[0]
-                byte_ids.append(i)
-        self.core = _Core(vocab, lm, TokenTrie(vocab.pieces), first, np.array(byte_ids), start, eos, tokenizations)
+                table[i, : len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+                lengths[i] = len(piece)
+                probes.setdefault(_probe_key(piece), piece)
+        self.core = _Core(vocab, lm, TokenTrie(vocab.pieces), table, lengths, np.flatnonzero(lengths),
+                          sorted(probes.values()), start, eos, tokenizations)
         self.vocab = vocab
 
     # -- ByteModel ----------------------------------------------------------------------------
@@ -235,23 +284,55 @@ class TokenByteModel:
         return self.core.lm.calls
 
 
+def _probe_key(piece: bytes) -> Any:
+    """Tokens that start alike for a pre-tokenizer: same ASCII first character, same
+    Unicode category of a non-ASCII one, or the same lead byte of a cut character."""
+    import unicodedata
+
+    for size in (1, 2, 3, 4):
+        try:
+            ch = piece[:size].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return ch if ch.isascii() else unicodedata.category(ch)
+    return piece[:1]
+
+
 class TokenByteState:
-    """The covers of one prefix, the trunk they share, and cached model outputs."""
+    """The covers of one prefix (as groups), the trunk they share, cached model outputs."""
 
     def __init__(self, core: _Core, prefix: bytes):
         self.core = core
         self.data = core.vocab.prefix_bytes + prefix  # what the model reads
         self.cut = 0
         self.trunk = [core.start_id]
+        self.trunk_logp = 0.0  # log P(trunk[1:] | start token)
         self._ctx: dict[tuple[int, ...], torch.Tensor] = {}  # tail -> next-token log-probs
         self._seq: dict[tuple[int, ...], float] = {(): 0.0}  # tail -> log P(tail | trunk)
+        self._canon: dict[bytes, tuple[int, ...]] = {}  # bytes after the cut -> their canonical tail
         self._dist: torch.Tensor | None = None
         self.invalid_mass = 0.0
+        self.groups: list[_Group] = []
         if core.mode == "canonical":
             self._move_cut()
-        self.covers = self._enumerate_covers()
+        self.groups = self._initial_groups()
+        self._fresh_done = False  # the groups opened at the current position are complete
 
-    # -- model outputs, cached per tail ----------------------------------------------------------
+    # -- small helpers --------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Bytes after the cut."""
+        return len(self.data) - self.cut
+
+    def _encode(self, data: bytes) -> tuple[int, ...]:
+        return tuple(canonical_encode(self.core.vocab, data))
+
+    def _canonical(self, pos: int | None = None) -> tuple[int, ...]:
+        x = self.data[self.cut :] if pos is None else self.data[self.cut : self.cut + pos]
+        if x not in self._canon:
+            self._canon[x] = self._encode(x)
+        return self._canon[x]
+
     def _ensure(self, tails: Sequence[tuple[int, ...]]) -> None:
         """Make next-token log-probs available after each tail and after each of its prefixes."""
         need = sorted({t[:i] for t in tails for i in range(len(t) + 1)} - self._ctx.keys(), key=len)
@@ -265,101 +346,264 @@ class TokenByteState:
             self._seq[tail] = self._logp(tail[:-1]) + float(self._ctx[tail[:-1]][tail[-1]])
         return self._seq[tail]
 
-    # -- covers ----------------------------------------------------------------------------------
-    def _enumerate_covers(self) -> list[_Cover]:
-        """All covers of `self.data` relative to the cut (fresh, used by `start`)."""
+    # -- opening groups ----------------------------------------------------------------------------
+    def _initial_groups(self) -> list[_Group]:
+        """Groups for a fresh prefix: candidates starting before the end, checked now."""
         x = self.data[self.cut :]
-        if not x:
-            return [_Cover((), b"", 0.0)]
-        if self.core.mode == "all":
-            found = [(tail, data) for tail, data in _all_segmentations(self.core, x)]
-        else:
-            found = []
-            candidates: list[tuple[int, int]] = []
-            for j in range(max(0, len(x) - self.core.trie.max_len), len(x)):
-                candidates += [(j, v) for v in self.core.trie.ids_with_prefix(x[j:])]
-            datas = [x[:j] + self.core.vocab.pieces[v] for j, v in candidates]
-            for (j, v), data, enc in zip(candidates, datas, encode_many(self.core.vocab, datas)):
-                if enc and enc[-1] == v and len(data) - len(self.core.vocab.pieces[v]) == j:
-                    found.append((tuple(enc), data))
-        self._ensure([tail[:-1] for tail, _ in found])
-        return [_Cover(tail, data, self._logp(tail)) for tail, data in found]
-
-    def _boundary(self) -> dict[tuple[int, ...], list[int]]:
-        """Sequences whose bytes are exactly the prefix after the cut, with the tokens that
-        may follow each one (a canonical sequence, or any sequence in "all" mode)."""
-        x = self.data[self.cut :]
-        vocab = self.core.vocab
-        ids = self.core.byte_ids.tolist()
-        if self.core.mode == "all":
-            segs = [tail for tail, data in _all_segmentations(self.core, x, exact=True)] if x else [()]
-            return {seg: ids for seg in segs}
-        groups: dict[tuple[int, ...], list[int]] = {}
-        datas = [x + vocab.pieces[v] for v in ids]
-        for v, data, enc in zip(ids, datas, encode_many(vocab, datas)):
-            if enc and enc[-1] == v and len(data) - len(vocab.pieces[v]) == len(x):
-                groups.setdefault(tuple(enc[:-1]), []).append(v)
+        core = self.core
+        if core.mode == "all":
+            groups = []
+            for j in range(max(0, len(x) - core.trie.max_len + 1), len(x)):
+                ids = np.array(core.trie.ids_with_prefix(x[j:]), dtype=np.int64)
+                ids = ids[core.lengths[ids] > len(x) - j]
+                for seq in _segmentations(core, x[:j]) if len(ids) else []:
+                    groups.append(_Group(seq, j, ids, np.ones(len(ids), dtype=np.int8)))
+            self._ensure([g.seq for g in groups])
+            return groups
+        found: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        cands = [(j, v) for j in range(max(0, len(x) - core.trie.max_len + 1), len(x))
+                 for v in core.trie.ids_with_prefix(x[j:]) if core.lengths[v] > len(x) - j]
+        encs = [self._encode(x[:j] + core.vocab.pieces[v]) for j, v in cands]
+        for (j, v), enc in zip(cands, encs):
+            if enc and enc[-1] == v and len(x[:j]) + len(core.vocab.pieces[v]) == sum(
+                int(core.lengths[t]) for t in enc
+            ) and sum(int(core.lengths[t]) for t in enc[:-1]) == j:
+                found.setdefault((enc[:-1], j), []).append(v)
+        groups = [_Group(seq, j, np.array(ids, dtype=np.int64), np.ones(len(ids), dtype=np.int8))
+                  for (seq, j), ids in found.items()]
+        self._ensure([g.seq for g in groups])
         return groups
+
+    def _fresh_seqs(self, pos: int) -> list[tuple[int, ...]]:
+        """Sequences that spell exactly the first `pos` bytes and may precede a new token.
+
+        The canonical one, plus those a continuation's first character makes the
+        pre-tokenizer choose (whitespace look-ahead, contractions, a character
+        cut mid-way): found by encoding the prefix followed by one token per
+        distinct first character. After a plain character nothing can change.
+        """
+        x = self.data[self.cut : self.cut + pos]
+        seqs = {self._canonical(pos)} if pos else {()}
+        if not pos or not _needs_probes(x):
+            return sorted(seqs)
+        lengths = self.core.lengths
+        for probe in self.core.probes:
+            enc = self._encode(x + probe)
+            total = 0
+            for k, t in enumerate(enc):
+                if total == pos:
+                    seqs.add(enc[:k])
+                    break
+                total += int(lengths[t])
+                if total > pos:
+                    break
+        return sorted(seqs)
+
+    def _open_fresh(self, exact: bool) -> None:
+        """Open the groups whose last token starts at the current position."""
+        if self._fresh_done and not exact:
+            return
+        core = self.core
+        n = self.n
+        self.groups = [g for g in self.groups if g.start < n]
+        if core.mode == "all":
+            seqs = _segmentations(core, self.data[self.cut :]) if n else [()]
+            ids = core.byte_ids
+            self.groups += [_Group(s, n, ids, np.ones(len(ids), dtype=np.int8)) for s in seqs]
+        elif exact:  # check every token after every sequence: the full, slow answer
+            x = self.data[self.cut :]
+            ids = core.byte_ids
+            found: dict[tuple[int, ...], list[int]] = {}
+            for v in ids.tolist():
+                enc = self._encode(x + core.vocab.pieces[v])
+                if enc and enc[-1] == v and sum(int(core.lengths[t]) for t in enc[:-1]) == n:
+                    found.setdefault(enc[:-1], []).append(v)
+            self.groups += [_Group(s, n, np.array(v, dtype=np.int64), np.ones(len(v), dtype=np.int8))
+                            for s, v in found.items()]
+        else:
+            ids = core.byte_ids
+            self.groups += [_Group(s, n, ids, np.full(len(ids), -1, dtype=np.int8)) for s in self._fresh_seqs(n)]
+        self._ensure([g.seq for g in self.groups])
+        self._fresh_done = True
+
+    # -- validity ------------------------------------------------------------------------------------
+    def _check(self, group: _Group, where: np.ndarray) -> None:
+        """Decide canonicity of `group.ids[where]` with the tokenizer."""
+        x = self.data[self.cut : self.cut + group.start]
+        pieces = self.core.vocab.pieces
+        for k in where.tolist():
+            v = int(group.ids[k])
+            group.valid[k] = self._encode(x + pieces[v]) == group.seq + (v,)
+
+    def _members(self) -> tuple[list[_Group], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Flat view: group index, index in group, log mass, next byte, validity."""
+        gi, ki, logm, nxt, val = [], [], [], [], []
+        n = self.n
+        for g_index, g in enumerate(self.groups):
+            base = self._logp(g.seq)
+            lp = self._ctx[g.seq][torch.from_numpy(g.ids)].numpy() + base
+            gi.append(np.full(len(g.ids), g_index))
+            ki.append(np.arange(len(g.ids)))
+            logm.append(lp)
+            nxt.append(self.core.table[g.ids, n - g.start].astype(np.int64))
+            val.append(g.valid)
+        if not gi:
+            return self.groups, *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float64, np.int64)), \
+                np.zeros(0, dtype=np.int8)
+        return self.groups, np.concatenate(gi), np.concatenate(ki), np.concatenate(logm), np.concatenate(nxt), \
+            np.concatenate(val)
+
+    def _end_logmass(self) -> float:
+        """log P(c) P(EOS | c) for the canonical c of the prefix (relative to the trunk)."""
+        if not self.core.eos_ids:
+            return -math.inf
+        ends = [self._canonical()] if self.core.mode == "canonical" or not self.n else \
+            _segmentations(self.core, self.data[self.cut :])
+        self._ensure(ends)
+        eos = torch.tensor(self.core.eos_ids)
+        return float(torch.logsumexp(torch.tensor(
+            [float(torch.logsumexp(self._ctx[c][eos], 0)) + self._logp(c) for c in ends], dtype=torch.float64), 0))
 
     # -- the distribution --------------------------------------------------------------------------
     def logprobs(self) -> torch.Tensor:
         """(257,) log-probs of the next byte (0-255) or end of text (256); logsumexp == 0."""
         if self._dist is None:
-            self._dist = self._compute()
+            self._open_fresh(exact=True)
+            for g in self.groups:
+                unknown = np.flatnonzero(g.valid < 0)
+                if len(unknown):
+                    self._check(g, unknown)
+            _, _, _, logm, nxt, val = self._members()
+            ref = max([float(logm.max()) if len(logm) else -math.inf, self._end_logmass()])
+            mass = np.zeros(257)
+            np.add.at(mass, nxt[val == 1], np.exp(logm[val == 1] - ref))
+            mass[EOT] = math.exp(self._end_logmass() - ref)
+            total = mass.sum()
+            if total <= 0:
+                raise ValueError(
+                    f"the prefix {self.data[-20:]!r} has probability 0 under this model and tokenizer "
+                    "(no canonical token sequence covers it)"
+                )
+            p_x = math.exp(self.log_prefix_mass() - ref)
+            self.invalid_mass = max(0.0, 1.0 - total / p_x) if p_x > 0 else 0.0
+            self._dist = torch.log(torch.from_numpy(mass / total))
         return self._dist.clone()
 
-    def _compute(self) -> torch.Tensor:
-        core = self.core
-        n = len(self.data) - self.cut
-        self._groups = self._boundary()
-        self._ensure(list(self._groups))
-        # every quantity is relative to P(trunk); shift by the largest cover for stability
-        ref = max([c.logp for c in self.covers] + [self._logp(s) for s in self._groups])
-        mass = torch.zeros(257, dtype=torch.float64)
-        for cover in self.covers:
-            if len(cover.data) > n:
-                mass[cover.data[n]] += math.exp(cover.logp - ref)
-        for seq, ids in self._groups.items():
-            idx = torch.tensor(ids, dtype=torch.long)
-            probs = torch.exp(self._ctx[seq][idx] + (self._logp(seq) - ref))
-            mass.index_add_(0, core.first_byte[idx], probs)
-        if core.mode == "all":
-            ends = list(self._groups)
-        else:
-            ends = [tuple(core.vocab.encode_raw(self.data[self.cut :]))] if n else [()]
-            self._ensure(ends)
-        if core.eos_ids:
-            eos = torch.tensor(core.eos_ids)
-            for seq in ends:
-                mass[EOT] += float(torch.exp(torch.logsumexp(self._ctx[seq][eos], 0) + self._logp(seq) - ref))
-        total = float(mass.sum())
-        if total <= 0:
-            raise ValueError(
-                f"the prefix {self.data[-20:]!r} has probability 0 under this model and tokenizer "
-                "(no token sequence covers it)"
-            )
-        p_x = sum(math.exp(c.logp - ref) for c in self.covers) if n else 1.0 * math.exp(-ref)
-        self.invalid_mass = 1.0 - total / p_x if p_x > 0 else 0.0
-        return torch.log(mass / total)
+    def log_prefix_mass(self) -> float:
+        """log P(x | trunk): the summed probability of the covers of the bytes after the cut.
+
+        `state.trunk_logp + state.log_prefix_mass()` is log P(prefix) under the
+        definitions above; only the candidates still alive are checked.
+        """
+        n = self.n
+        if not n:
+            return 0.0
+        exact = [self._canonical()] if self.core.mode == "canonical" else _segmentations(self.core, self.data[self.cut :])
+        terms = [self._logp(seq) for seq in exact]
+        for g in self.groups:
+            if g.start >= n:
+                continue
+            unknown = np.flatnonzero(g.valid < 0)
+            if len(unknown):
+                self._check(g, unknown)
+            ok = g.ids[g.valid == 1]
+            if len(ok):
+                lp = self._ctx[g.seq][torch.from_numpy(ok)] + self._logp(g.seq)
+                terms.append(float(torch.logsumexp(lp, 0)))
+        return float(torch.logsumexp(torch.tensor(terms, dtype=torch.float64), 0))
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def sample(self, u: float, temperature: float = 1.0, top_p: float = 1.0,
+               allowed: np.ndarray | None = None) -> int:
+        """The next byte (or `EOT`) for a uniform draw `u`, exactly as from `logprobs()`.
+
+        Inversion over bytes 0..256 with the distribution raised to 1/temperature;
+        canonicity is checked from the heaviest candidate down until the byte that
+        `u` selects cannot change. temperature 0 is argmax. top_p < 1 checks all.
+        `allowed` (257 booleans) conditions on a set of slots (e.g. valid UTF-8).
+        """
+        if top_p < 1.0 or self.core.mode == "all":
+            return _pick(self.logprobs(), u, temperature, top_p, allowed)
+        self._open_fresh(exact=False)
+        _, gi, ki, logm, nxt, val = self._members()
+        end = self._end_logmass()
+        ref = max(float(logm.max()) if len(logm) else -math.inf, end)
+        weight = np.exp(logm - ref)
+        order = np.argsort(-np.where(val < 0, weight, -1.0), kind="stable")
+        unknown_count = int((val < 0).sum())
+        checked, chunk = 0, 32
+        while True:
+            lo = np.zeros(257)
+            np.add.at(lo, nxt[val == 1], weight[val == 1])
+            lo[EOT] = math.exp(end - ref)
+            hi = lo.copy()
+            np.add.at(hi, nxt[val < 0], weight[val < 0])
+            if allowed is not None:
+                lo, hi = np.where(allowed, lo, 0.0), np.where(allowed, hi, 0.0)
+            byte = _decide(lo, hi, u, temperature)
+            if byte is not None:
+                return byte
+            batch = order[checked : checked + chunk]
+            checked += len(batch)
+            chunk *= 2
+            for g_index in np.unique(gi[batch]).tolist():
+                rows = batch[gi[batch] == g_index]
+                self._check(self.groups[g_index], ki[rows])
+                val[rows] = self.groups[g_index].valid[ki[rows]]
+            if checked >= unknown_count and not (val < 0).any() and _decide(lo, lo, u, temperature) is None:
+                raise ValueError(
+                    f"the prefix {self.data[-20:]!r} has probability 0 under this model and tokenizer "
+                    "(no canonical token sequence covers it)"
+                )
+
+    def prefetch(self, path: bytes) -> None:
+        """Evaluate, in one batched call, the sequences needed if the next bytes are `path`."""
+        if self.core.mode == "all" or not path:
+            return
+        saved = self.data
+        tails: list[tuple[int, ...]] = []
+        for j in range(1, len(path) + 1):
+            self.data = saved + path[:j]
+            tails += self._fresh_seqs(self.n)
+        self.data = saved
+        self._ensure(tails)
+
+    def likeliest_path(self) -> bytes:
+        """The remaining bytes of the heaviest candidate whose next byte is known to be likely."""
+        n = self.n
+        best, best_lp = b"", -math.inf
+        for g in self.groups:
+            if g.start >= n or not len(g.ids):
+                continue
+            lp = self._ctx[g.seq][torch.from_numpy(g.ids)]
+            k = int(torch.argmax(lp))
+            if float(lp[k]) + self._logp(g.seq) > best_lp:
+                best_lp = float(lp[k]) + self._logp(g.seq)
+                best = self.core.vocab.pieces[int(g.ids[k])][n - g.start :]
+        return best
 
     # -- moving on -----------------------------------------------------------------------------------
     def advance(self, byte: int) -> None:
-        """Append one byte: keep the covers that agree with it, add the ones that start here."""
+        """Append one byte: keep the candidates that agree with it, open groups after it."""
         if not 0 <= byte < 256:
             raise ValueError(f"advance: byte must be in 0..255, got {byte}")
-        if self._dist is None:
-            self._dist = self._compute()
-        n = len(self.data) - self.cut
-        kept = [c for c in self.covers if len(c.data) > n and c.data[n] == byte]
-        for seq, ids in self._groups.items():
-            for v in ids:
-                if int(self.core.first_byte[v]) == byte:
-                    tail = seq + (v,)
-                    self._seq[tail] = self._logp(seq) + float(self._ctx[seq][v])
-                    kept.append(_Cover(tail, self.data[self.cut :] + self.core.vocab.pieces[v], self._seq[tail]))
+        self._open_fresh(exact=False)
+        n = self.n
+        kept = []
+        for g in self.groups:
+            mask = self.core.table[g.ids, n - g.start] == byte
+            if mask.any():
+                kept.append(_Group(g.seq, g.start, g.ids[mask], g.valid[mask]))
         self.data += bytes([byte])
-        self.covers = kept
         self._dist = None
+        self._fresh_done = False
+        # candidates that now end exactly here are covers only if canonical: that one is the
+        # canonical sequence of the prefix, accounted for separately
+        self.groups = []
+        for g in kept:
+            alive = self.core.lengths[g.ids] > n + 1 - g.start
+            if alive.any():
+                self.groups.append(_Group(g.seq, g.start, g.ids[alive], g.valid[alive]))
         if self.core.mode == "canonical":
             self._move_cut()
 
@@ -369,41 +613,97 @@ class TokenByteState:
         if not cuts:
             return
         step = cuts[-1]
-        delta = tuple(self.core.vocab.encode_raw(self.data[self.cut : self.cut + step]))
-        covers = getattr(self, "covers", None)
-        if covers is not None and any(c.tail[: len(delta)] != delta for c in covers):
-            return  # the covers disagree: this boundary is not stable for them; keep the old cut
+        delta = self._encode(self.data[self.cut : self.cut + step])
+        k = len(delta)
+        # every canonical cover starts with delta (that is what a stable cut is): drop the rest
+        groups = []
+        for g in self.groups:
+            if g.seq[:k] == delta:
+                groups.append(_Group(g.seq[k:], g.start - step, g.ids, g.valid))
         self._ensure([delta])
         base = self._logp(delta)
-        k = len(delta)
         self._ctx = {t[k:]: lp for t, lp in self._ctx.items() if t[:k] == delta}
         self._seq = {t[k:]: lp - base for t, lp in self._seq.items() if t[:k] == delta}
         self._seq[()] = 0.0
-        if covers is not None:
-            self.covers = [_Cover(c.tail[k:], c.data[step:], c.logp - base) for c in covers]
+        head = self.data[self.cut : self.cut + step]
+        self._canon = {x[step:]: t[k:] for x, t in self._canon.items() if x[:step] == head and t[:k] == delta}
+        self.groups = groups
         self.trunk = self.trunk + list(delta)
+        self.trunk_logp += base
         self.cut += step
 
 
-def _all_segmentations(core: _Core, x: bytes, exact: bool = False) -> list[tuple[tuple[int, ...], bytes]]:
-    """Every token sequence whose bytes cover `x` (or equal it, `exact=True`), any tokenization."""
-    pieces = core.vocab.pieces
-    out: list[tuple[tuple[int, ...], bytes]] = []
+def _needs_probes(x: bytes) -> bool:
+    """Whether a continuation can change how the pre-tokenizer splits the end of `x`."""
+    if incomplete_tail(x):
+        return True
+    try:
+        tail = x[-8:].decode("utf-8", errors="ignore")
+    except Exception:  # pragma: no cover
+        return True
+    if not tail:
+        return True
+    last = tail[-1]
+    return last.isspace() or last.isdigit() or "'" in tail[-3:] or "’" in tail[-3:] or not last.isprintable()
+
+
+def _segmentations(core: _Core, x: bytes) -> list[tuple[int, ...]]:
+    """Every token sequence whose bytes are exactly `x` (the "all" definition)."""
+    out: list[tuple[int, ...]] = []
 
     def walk(pos: int, seq: tuple[int, ...]) -> None:
         if pos == len(x):
-            if exact:
-                out.append((seq, x))
+            out.append(seq)
             return
         for length, ids in core.trie.prefix_ids(x[pos:]):
             for v in ids:
                 walk(pos + length, seq + (v,))
-        if not exact:
-            for v in core.trie.ids_with_prefix(x[pos:]):
-                if len(pieces[v]) > len(x) - pos:
-                    out.append((seq + (v,), x[:pos] + pieces[v]))
 
     walk(0, ())
-    if not exact:  # sequences ending exactly at the end of x are covers too
-        out += [(seq, data) for seq, data in _all_segmentations(core, x, exact=True) if seq]
     return out
+
+
+def _pick(logprobs: torch.Tensor, u: float, temperature: float = 1.0, top_p: float = 1.0,
+          allowed: np.ndarray | None = None) -> int:
+    """Inverse-CDF pick over 257 slots after masking, temperature and nucleus filtering."""
+    lp = logprobs.double()
+    if allowed is not None:
+        lp = torch.where(torch.from_numpy(np.asarray(allowed)), lp, torch.tensor(-math.inf, dtype=lp.dtype))
+        if not torch.isfinite(lp).any():
+            raise ValueError("no allowed byte has positive probability")
+    if temperature == 0:
+        return int(torch.argmax(lp))
+    lp = torch.log_softmax(lp / temperature, 0)
+    p = lp.exp()
+    if top_p < 1.0:
+        order = torch.argsort(p, descending=True)
+        cum = torch.cumsum(p[order], 0)
+        keep = order[: int(torch.searchsorted(cum, torch.tensor(top_p, dtype=cum.dtype))) + 1]
+        mask = torch.zeros_like(p, dtype=torch.bool)
+        mask[keep] = True
+        p = torch.where(mask, p, torch.zeros_like(p))
+        p = p / p.sum()
+    cdf = torch.cumsum(p, 0)
+    return min(int(torch.searchsorted(cdf, torch.tensor(u * float(cdf[-1]), dtype=cdf.dtype), right=True)), 256)
+
+
+def _decide(lo: np.ndarray, hi: np.ndarray, u: float, temperature: float) -> int | None:
+    """The slot inversion picks for every weight vector between `lo` and `hi`, if unique."""
+    if temperature == 0:
+        best = int(np.argmax(lo))
+        others = np.delete(hi, best)
+        return best if lo[best] > 0 and lo[best] > others.max(initial=0.0) else None
+    if temperature != 1.0:
+        scale = max(hi.max(), 1e-300)
+        lo, hi = (lo / scale) ** (1.0 / temperature), (hi / scale) ** (1.0 / temperature)
+    a_lo, a_hi = np.cumsum(lo), np.cumsum(hi)
+    b_lo, b_hi = a_lo[-1] - a_lo, a_hi[-1] - a_hi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f_lo = np.where(a_lo > 0, a_lo / (a_lo + b_hi), 0.0)  # smallest possible CDF at each slot
+        f_hi = np.where(a_hi > 0, a_hi / (a_hi + b_lo), 0.0)  # largest possible CDF
+    k = int(np.searchsorted(f_lo, u, side="right"))  # first slot whose CDF surely exceeds u
+    if k >= 257:
+        return None
+    if k == 0 or f_hi[k - 1] <= u:
+        return k if lo[k] > 0 else None
+    return None

@@ -19,6 +19,7 @@ use cuts at all.
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 from .utf8 import incomplete_tail, utf8_runs
@@ -91,3 +92,88 @@ def encode_many(vocab: ByteVocab, datas: Sequence[bytes]) -> list[list[int]]:
         for i, ids in zip(where, encoded):
             out[i] = list(ids)
     return out  # type: ignore[return-value]
+
+
+# -- the canonical encoding used by the exact byte model --------------------------------------
+
+
+def canonical_encode(vocab: ByteVocab, data: bytes) -> list[int]:
+    """The canonical token sequence of `data`: the definition `exact.py` sums over.
+
+    For complete UTF-8 this is `vocab.encode_raw(data)`. A tokenizer reads
+    characters, so bytes that end *inside* a character have no encoding of their
+    own; yet byte-level BPE and tiktoken models do emit tokens that end mid-
+    character (`Ġæ` then `Ŀ±` for " 東"), and a prefix cut there must keep them.
+    So an incomplete trailing character is glued to the pre-token it would join:
+    the pre-tokenizer runs on the text with a stand-in character of the same
+    class (letter, digit, space, other: the majority among the characters that
+    start with these bytes), and the last pre-token is BPE-encoded with the real
+    trailing bytes in place of the stand-in. Other families (SentencePiece byte
+    fallback) spell such bytes with single-byte tokens, as `encode_raw` does.
+    """
+    tail = incomplete_tail(data)
+    if not tail or vocab.family not in ("byte_bpe", "tiktoken"):
+        return vocab.encode_raw(data)
+    head, partial = data[:-tail], data[-tail:]
+    runs = utf8_runs(head)
+    text = runs[-1][0] if runs and runs[-1][0] is not None else ""
+    before = head[: len(head) - len(text.encode("utf-8"))]
+    glued = _glue(vocab, text, partial)
+    if glued is None:
+        return vocab.encode_raw(data)
+    return (vocab.encode_raw(before) if before else []) + glued
+
+
+def _glue(vocab: ByteVocab, text: str, partial: bytes) -> list[int] | None:
+    probe = text + stand_in(partial)
+    backend = vocab._backend
+    if vocab.family == "tiktoken":
+        import regex
+
+        chunks = [m.group().encode("utf-8") for m in regex.finditer(backend._pat_str, probe)]
+        chunks[-1] = chunks[-1][: -len(probe[-1].encode("utf-8"))] + partial
+        return [t for chunk in chunks if chunk for t in backend._encode_single_piece(chunk)]
+    if backend.normalizer is not None or backend.pre_tokenizer is None:
+        return None
+    from .vocab import bytes_to_unicode
+
+    to_unicode = bytes_to_unicode()
+    spans = [span for _, span in backend.pre_tokenizer.pre_tokenize_str(probe)]
+    ids: list[int] = []
+    for i, (lo, hi) in enumerate(spans):
+        raw = probe[lo:hi].encode("utf-8")
+        if i == len(spans) - 1:
+            raw = raw[: -len(probe[-1].encode("utf-8"))] + partial
+        if raw:
+            ids += [t.id for t in backend.model.tokenize("".join(to_unicode[b] for b in raw))]
+    return ids
+
+
+_STAND_INS = {"L": "a", "N": "0", "Z": " ", "O": "\u00b7"}
+
+
+@functools.lru_cache(maxsize=4096)
+def stand_in(partial: bytes) -> str:
+    """A character of the majority class among those whose UTF-8 starts with `partial`."""
+    import unicodedata
+
+    lead = partial[0]
+    size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    lo = int.from_bytes(partial + b"\x80" * (size - len(partial)), "big")
+    hi = int.from_bytes(partial + b"\xbf" * (size - len(partial)), "big")
+    counts = {"L": 0, "N": 0, "Z": 0, "O": 0}
+    first: dict[str, str] = {}
+    step = max(1, (hi - lo) // 4096)
+    for code in range(lo, hi + 1, step):
+        try:
+            ch = code.to_bytes(size, "big").decode("utf-8")
+        except UnicodeDecodeError:  # not a continuation pattern (skipped values)
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cn", "Cs"):
+            continue
+        cls = "Z" if ch.isspace() else cat[0] if cat[0] in "LN" else "O"
+        counts[cls] += 1
+        first.setdefault(cls, ch)
+    best = max(counts, key=lambda c: counts[c])
+    return first.get(best, _STAND_INS[best]) if counts[best] else "\ufffd"

@@ -6,6 +6,9 @@ through `utf8_runs`, so the rule for invalid bytes lives in one place.
 """
 from __future__ import annotations
 
+import codecs
+import functools
+
 
 def utf8_runs(data: bytes) -> list[tuple[str | None, bytes]]:
     """Split `data` into maximal valid UTF-8 runs and single invalid bytes.
@@ -45,3 +48,27 @@ def incomplete_tail(data: bytes) -> int:
             if err.start == 0 and err.reason == "unexpected end of data":
                 return back
     return 0
+
+
+@functools.lru_cache(maxsize=1024)
+def _allowed_after(tail: bytes) -> tuple[bool, ...]:
+    allowed = []
+    for b in range(256):
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            decoder.decode(tail + bytes([b]), final=False)
+            allowed.append(True)
+        except UnicodeDecodeError:
+            allowed.append(False)
+    return tuple(allowed) + (not tail,)  # end of text only after a complete character
+
+
+def utf8_allowed(data: bytes) -> "np.ndarray":
+    """257 booleans: which next bytes (and end of text) keep `data` on a valid UTF-8 path.
+
+    Only the incomplete last character of `data` matters; invalid bytes earlier
+    (a user's prompt) are not repaired, just not added to.
+    """
+    import numpy as np
+
+    return np.array(_allowed_after(data[len(data) - incomplete_tail(data) :]), dtype=bool)

@@ -1,0 +1,79 @@
+"""Generate bytes from any `ByteModel`, one exact byte at a time.
+
+`generate_bytes` works with every `ByteModel`; with a `TokenByteModel` it uses
+the state's own `sample` (exact inversion that checks only the candidates it
+needs) and prefetches the model outputs along the likeliest token, so a
+generated token costs about one forward pass. Temperature and top-p act on the
+257-slot byte distribution (log space), not on tokens.
+"""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+
+from .exact import EOT, _pick
+from .utf8 import utf8_allowed
+
+
+def generate_bytes(
+    bm,
+    prefix: bytes,
+    max_bytes: int = 128,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    stop: Sequence[bytes] | bytes | None = None,
+    utf8: bool = True,
+    state=None,
+) -> bytes:
+    """Continue `prefix` by up to `max_bytes` bytes; returns the new bytes only.
+
+    Stops at end of text, at `max_bytes`, or after any of `stop` (the stop bytes
+    are dropped from the result). With `utf8=True` it never emits a byte that
+    makes the output invalid UTF-8 (and ends only after a complete character):
+    the distribution is conditioned on that, not patched afterwards. `seed`
+    makes it reproducible; `temperature=0` is greedy. Pass `state` to continue
+    from an existing state (it is advanced in place).
+    """
+    if not isinstance(prefix, (bytes, bytearray)):
+        raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    stops = [stop] if isinstance(stop, (bytes, bytearray)) else list(stop or [])
+    rng = random.Random(seed)
+    state = bm.start(bytes(prefix)) if state is None else state
+    data, out = bytes(prefix), bytearray()
+    fast = hasattr(state, "sample")
+    for _ in range(max_bytes):
+        allowed = utf8_allowed(data) if utf8 else None
+        u = rng.random()
+        if fast:
+            byte = state.sample(u, temperature, top_p, allowed)
+        else:
+            byte = _pick(state.logprobs(), u, temperature, top_p, allowed)
+        if byte == EOT:
+            break
+        state.advance(byte)
+        data += bytes([byte])
+        out.append(byte)
+        hit = next((s for s in stops if s and out.endswith(s)), None)
+        if hit is not None:
+            del out[len(out) - len(hit) :]
+            break
+        if fast:
+            state.prefetch(state.likeliest_path())
+    return bytes(out)
+
+
+def sample_distribution(bm, prefix: bytes, draws: int, seed: int = 0, **kw) -> np.ndarray:
+    """Empirical next-slot frequencies from `draws` one-byte samples (a test helper)."""
+    counts = np.zeros(257)
+    rng = random.Random(seed)
+    for _ in range(draws):
+        state = bm.start(prefix)
+        u = rng.random()
+        slot = state.sample(u, **kw) if hasattr(state, "sample") else _pick(state.logprobs(), u, **kw)
+        counts[slot] += 1
+    return counts / draws

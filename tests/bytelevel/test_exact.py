@@ -1,0 +1,343 @@
+"""TokenByteModel against brute-force enumeration, and its properties.
+
+The oracle below shares nothing with `exact.py` but the definition of a
+canonical sequence (`canonical_encode`): it lists every token sequence by a
+linear scan of the vocabulary, keeps the covers, and sums probabilities from
+uncached full forward passes of a tiny float64 Llama.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama  # noqa: E402
+
+from tokenshift.bytelevel import ByteVocab  # noqa: E402
+from tokenshift.bytelevel.exact import EOT, TokenByteModel  # noqa: E402
+from tokenshift.bytelevel.pretok import canonical_encode  # noqa: E402
+
+
+# -- the oracle -----------------------------------------------------------------------------------
+
+
+class Oracle:
+    def __init__(self, model, vocab: ByteVocab, start_id: int, eos_id: int, canonical: bool = True):
+        self.model, self.vocab, self.start, self.eos, self.canonical = model, vocab, start_id, eos_id, canonical
+        self.tokens = [(i, p) for i, p in enumerate(vocab.pieces) if p]
+        self._out: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def next_token(self, seq: tuple[int, ...]) -> torch.Tensor:
+        if seq not in self._out:
+            with torch.no_grad():
+                logits = self.model(input_ids=torch.tensor([[self.start, *seq]])).logits[0, -1]
+            self._out[seq] = torch.log_softmax(logits.double(), -1)
+        return self._out[seq]
+
+    def logp(self, seq: tuple[int, ...]) -> float:
+        return sum(float(self.next_token(seq[:i])[t]) for i, t in enumerate(seq))
+
+    def ok(self, seq: tuple[int, ...]) -> bool:
+        if not self.canonical:
+            return True
+        data = b"".join(self.vocab.pieces[t] for t in seq)
+        return tuple(canonical_encode(self.vocab, data)) == seq
+
+    def covers(self, x: bytes) -> list[tuple[int, ...]]:
+        out = []
+
+        def walk(pos: int, seq: tuple[int, ...]) -> None:
+            for i, piece in self.tokens:
+                rest = x[pos:]
+                if piece.startswith(rest) or rest.startswith(piece) and len(piece) == len(rest):
+                    out.append(seq + (i,))  # last token reaches the end of x
+                elif rest.startswith(piece):
+                    walk(pos + len(piece), seq + (i,))
+
+        walk(0, ())
+        return [s for s in out if self.ok(s)]
+
+    def spellings(self, x: bytes) -> list[tuple[int, ...]]:
+        out = []
+
+        def walk(pos: int, seq: tuple[int, ...]) -> None:
+            if pos == len(x):
+                out.append(seq)
+                return
+            for i, piece in self.tokens:
+                if x[pos:].startswith(piece):
+                    walk(pos + len(piece), seq + (i,))
+
+        walk(0, ())
+        return [s for s in out if self.ok(s)]
+
+    def mass(self, x: bytes) -> float:
+        if not x:
+            return 1.0
+        return sum(math.exp(self.logp(s)) for s in self.covers(x))
+
+    def next_byte(self, x: bytes) -> np.ndarray:
+        p = np.zeros(257)
+        firsts = {piece[0] for _, piece in self.tokens}
+        for b in firsts:
+            p[b] = self.mass(x + bytes([b]))
+        p[EOT] = sum(math.exp(self.logp(s) + float(self.next_token(s)[self.eos])) for s in self.spellings(x)) \
+            if x else math.exp(float(self.next_token(())[self.eos]))
+        return p / p.sum()
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+FAMILIES = ["byte_bpe", "sp_bpe", "sp_unigram"]
+
+
+def _tokenizer(family: str):
+    if family == "byte_bpe":
+        return byte_bpe()
+    return sp_bpe("", "bpe" if family == "sp_bpe" else "unigram", 270)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def setup(request):
+    tok = _tokenizer(request.param)
+    vocab = ByteVocab.from_tokenizer(tok)
+    model = tiny_llama(len(vocab.pieces), seed=1, dtype=torch.float64)
+    start = vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    return request.param, tok, vocab, model, start
+
+
+def _prefixes(family: str, count: int, seed: int = 0) -> list[bytes]:
+    """Random prefixes of the training text and hostile strings, incl. cuts inside a character."""
+    rng = random.Random(seed)
+    text = TRAIN_TEXT.encode("utf-8")
+    hostile = [b"", b"  a", b"1234", b"I'v", b"x\n \n", b"ab", "é".encode()[:1], "a é".encode()[:3],
+               b"b'a", b"ab  ", b"\n\n"]
+    if family == "byte_bpe":
+        hostile += [b"a\xff", b"\xe6"]  # not UTF-8: byte-level BPE spells these too
+    out = list(hostile)
+    while len(out) < count:
+        lo = rng.randrange(len(text) - 8)
+        out.append(text[lo : lo + rng.randrange(1, 6)])
+    return out[:count]
+
+
+# -- oracle equality ---------------------------------------------------------------------------------
+
+
+FAST_COUNT = {"byte_bpe": 40, "sp_bpe": 14, "sp_unigram": 14}
+
+
+def test_canonical_matches_brute_force(setup):
+    _check_canonical(setup, FAST_COUNT[setup[0]])
+
+
+@pytest.mark.slow
+def test_canonical_matches_brute_force_many(setup):
+    _check_canonical(setup, 200)
+
+
+def _check_canonical(setup, count):
+    family, tok, vocab, model, start = setup
+    bm = TokenByteModel(model, tok, dtype=torch.float64)
+    oracle = Oracle(model, vocab, start, vocab.eos_id)
+    worst = 0.0
+    for prefix in _prefixes(family, count):
+        got = bm.next_byte_logprobs(prefix).exp().numpy()
+        want = oracle.next_byte(vocab.prefix_bytes + prefix)
+        worst = max(worst, float(np.abs(got - want).max()))
+        assert np.allclose(got, want, atol=1e-9, rtol=0), (family, prefix, np.abs(got - want).max())
+    assert worst < 1e-9
+
+
+def test_all_tokenizations_match_brute_force(setup):
+    family, tok, vocab, model, start = setup
+    bm = TokenByteModel(model, tok, tokenizations="all", dtype=torch.float64)
+    oracle = Oracle(model, vocab, start, vocab.eos_id, canonical=False)
+    for prefix in _prefixes(family, 12 if family == "byte_bpe" else 5, seed=1):
+        if len(prefix) > 4:
+            prefix = prefix[:4]
+        got = bm.next_byte_logprobs(prefix).exp().numpy()
+        want = oracle.next_byte(vocab.prefix_bytes + prefix)
+        assert np.allclose(got, want, atol=1e-9, rtol=0), (family, prefix)
+
+
+def test_prefix_mass_and_invalid_mass_match_brute_force(setup):
+    family, tok, vocab, model, start = setup
+    bm = TokenByteModel(model, tok, dtype=torch.float64)
+    oracle = Oracle(model, vocab, start, vocab.eos_id)
+    for prefix in [b"ab b", b"ba", "é a".encode()[:2], b"1 2"]:
+        state = bm.start(prefix)
+        x = vocab.prefix_bytes + prefix
+        got = state.trunk_logp + state.log_prefix_mass()
+        assert got == pytest.approx(math.log(oracle.mass(x)), abs=1e-9)
+        state.logprobs()
+        firsts = {piece[0] for _, piece in oracle.tokens}
+        kept = sum(oracle.mass(x + bytes([b])) for b in firsts) + sum(
+            math.exp(oracle.logp(s) + float(oracle.next_token(s)[oracle.eos])) for s in oracle.spellings(x))
+        assert state.invalid_mass == pytest.approx(1 - kept / oracle.mass(x), abs=1e-9)
+
+
+# -- properties ------------------------------------------------------------------------------------------
+
+BYTES = st.binary(max_size=8) | st.text(alphabet="ab é'1\n", max_size=8).map(lambda s: s.encode("utf-8"))
+
+
+@pytest.fixture(scope="module")
+def bpe_model():
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    return TokenByteModel(tiny_llama(len(vocab.pieces), seed=2, dtype=torch.float64), tok, dtype=torch.float64)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=BYTES)
+def test_normalised_and_incremental_equals_fresh(bpe_model, data):
+    state = bpe_model.start(b"")
+    for byte in data:
+        state.logprobs()  # force the full computation on the way, then keep going
+        state.advance(byte)
+    inc = state.logprobs()
+    fresh = bpe_model.next_byte_logprobs(data)
+    assert float(torch.logsumexp(fresh, 0)) == pytest.approx(0.0, abs=1e-12)
+    assert not torch.isnan(fresh).any()
+    assert torch.allclose(inc.exp(), fresh.exp(), atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=BYTES, u=st.floats(0, 1, exclude_max=True), temperature=st.sampled_from([0.0, 0.7, 1.0, 1.5]))
+def test_lazy_sampling_picks_what_the_full_distribution_picks(bpe_model, data, u, temperature):
+    from tokenshift.bytelevel.exact import _pick
+
+    lazy = bpe_model.start(data).sample(u, temperature)
+    full = _pick(bpe_model.next_byte_logprobs(data), u, temperature)
+    assert lazy == full
+
+
+# -- the Markov chain: tokenization bias removed ------------------------------------------------------
+
+
+class ChainTokenLM:
+    """A token LM derived exactly from a byte Markov chain pushed through a tokenizer.
+
+    Strings over {a, b, space} of length <= L (the chain stops at L); the token
+    LM's conditionals are ratios of summed string probabilities grouped by
+    canonical encoding, so it puts no mass on non-canonical sequences.
+    """
+
+    ALPHABET = b"ab "
+    L = 5
+
+    def __init__(self, vocab: ByteVocab, trans: np.ndarray, stop: float):
+        self.vocab, self.vocab_size, self.calls, self.eos = vocab, len(vocab.pieces), 0, vocab.eos_id
+        self.trans, self.stop = trans, stop
+        self.strings: dict[bytes, float] = {}
+        self._walk(b"", 1.0, -1)
+        self.encoded = [(tuple(canonical_encode(vocab, s)), p) for s, p in self.strings.items()]
+
+    def _walk(self, s: bytes, p: float, state: int) -> None:
+        if len(s) == self.L:
+            self.strings[s] = p
+            return
+        if s:
+            self.strings[s] = p * self.stop
+            p *= 1 - self.stop
+        for k, b in enumerate(self.ALPHABET):
+            self._walk(s + bytes([b]), p * self.trans[state + 1, k], k)
+
+    def next_byte(self, x: bytes) -> np.ndarray:
+        """The chain's own next-byte distribution (257 slots)."""
+        out = np.zeros(257)
+        state = self.ALPHABET.index(x[-1]) if x else -1
+        go = 1.0 if not x else 1 - self.stop
+        for k, b in enumerate(self.ALPHABET):
+            out[b] = go * self.trans[state + 1, k]
+        out[EOT] = 0.0 if not x else self.stop
+        return out
+
+    def logprobs(self, trunk, tails):
+        self.calls += 1
+        rows = []
+        for tail in tails:
+            seq = tuple(trunk[1:]) + tuple(tail)
+            mass = np.zeros(self.vocab_size)
+            for enc, p in self.encoded:
+                if enc[: len(seq)] == seq:
+                    if len(enc) > len(seq):
+                        mass[enc[len(seq)]] += p
+                    else:
+                        mass[self.eos] += p
+            with np.errstate(divide="ignore"):
+                rows.append(torch.from_numpy(np.log(mass / mass.sum())))
+        return torch.stack(rows)
+
+
+def test_markov_chain_recovered_exactly_where_token_conditioning_is_biased():
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    rng = np.random.default_rng(0)
+    trans = rng.dirichlet(np.ones(3), size=4)
+    lm = ChainTokenLM(vocab, trans, stop=0.2)
+    bm = TokenByteModel(lm, tok)
+    worst_naive = 0.0
+    for x in [b"", b"a", b"ab", b"b", b"a b", b"ba", b"aa", b"abb", b" a"]:
+        want = lm.next_byte(x)
+        got = bm.next_byte_logprobs(x).exp().numpy()
+        assert np.allclose(got, want, atol=1e-12), x
+        # naive: condition on encode(x) and read the next token's first byte
+        seq = canonical_encode(vocab, x)
+        naive = np.zeros(257)
+        nxt = lm.logprobs([vocab.eos_id, *seq], [()])[0].exp().numpy()
+        for i, piece in enumerate(vocab.pieces):
+            if piece and nxt[i] > 0:
+                naive[piece[0]] += nxt[i]
+        naive[EOT] = nxt[vocab.eos_id]
+        worst_naive = max(worst_naive, float(np.abs(naive - want).max()))
+    assert worst_naive > 0.1  # the tokenization bias the exact model removes
+
+
+# -- cost and bad input ---------------------------------------------------------------------------------
+
+
+def test_forward_calls_per_byte_when_generating():
+    from tokenshift.bytelevel.sampling import generate_bytes
+
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    bm = TokenByteModel(tiny_llama(len(vocab.pieces), seed=3), tok)
+    before = bm.forward_calls
+    out = generate_bytes(bm, b"ab ba", max_bytes=60, seed=0, temperature=0.8)
+    calls = bm.forward_calls - before
+    tokens = len(canonical_encode(vocab, b"ab ba" + out)) - len(canonical_encode(vocab, b"ab ba")) + 1
+    assert len(out) > 10
+    assert calls <= 2 * tokens + 2, (calls, tokens, len(out))
+
+
+def test_bad_inputs_are_refused_clearly():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    wp = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1, "b": 2, "[SEP]": 3}, unk_token="[UNK]"))
+    wp.normalizer = normalizers.Lowercase()
+    wp.pre_tokenizer = pre_tokenizers.Whitespace()
+    lossy = PreTrainedTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", eos_token="[SEP]")
+    with pytest.raises(ValueError, match="lossy"):
+        TokenByteModel(tiny_llama(4), lossy)
+    tok = byte_bpe()
+    with pytest.raises(ValueError, match="output rows"):
+        TokenByteModel(tiny_llama(100), tok)
+    vocab = ByteVocab.from_tokenizer(tok)
+    bm = TokenByteModel(tiny_llama(len(vocab.pieces)), tok)
+    with pytest.raises(ValueError, match="context window"):
+        bm.next_byte_logprobs(b"ab " * 200)
+    with pytest.raises(TypeError, match="bytes"):
+        bm.next_byte_logprobs("ab")
+    with pytest.raises(ValueError, match="tokenizations"):
+        TokenByteModel(tiny_llama(len(vocab.pieces)), tok, tokenizations="some")
