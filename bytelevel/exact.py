@@ -57,7 +57,7 @@ from typing import Any, Literal, Protocol, Sequence
 import numpy as np
 import torch
 
-from .pretok import canonical_encode, stable_cuts
+from .pretok import canonical_encode, encode_many, stable_cuts
 from .trie import TokenTrie
 from .utf8 import incomplete_tail
 from .vocab import ByteVocab
@@ -150,6 +150,16 @@ class HFTokenLM:
         logits, self._kv = self._forward(torch.tensor([list(delta)], dtype=torch.long), self._kv)
         self._last = torch.log_softmax(logits[0, -1].double(), -1).cpu()
         self._trunk, self._batch = trunk, None
+
+    def extend(self, trunk: Sequence[int], delta: Sequence[int]) -> tuple[float, torch.Tensor]:
+        """Grow the trunk by `delta` in one forward: (log P(delta | trunk), log-probs after it)."""
+        self._set_trunk(trunk)
+        self._check_length(len(self._trunk) + len(delta))
+        logits, self._kv = self._forward(torch.tensor([list(delta)], dtype=torch.long), self._kv)
+        lp = torch.log_softmax(logits[0].double(), -1).cpu()
+        total = float(self._last[delta[0]]) + sum(float(lp[i - 1, t]) for i, t in enumerate(delta) if i)
+        self._trunk, self._last, self._batch = list(trunk) + list(delta), lp[-1], None
+        return total, lp[-1]
 
     def logprobs(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> torch.Tensor:
         self._set_trunk(trunk)
@@ -327,6 +337,14 @@ class TokenByteState:
     def _encode(self, data: bytes) -> tuple[int, ...]:
         return tuple(canonical_encode(self.core.vocab, data))
 
+    def _encode_all(self, datas: list[bytes]) -> list[tuple[int, ...]]:
+        """`_encode` on many strings: complete UTF-8 goes through the tokenizer's batch call."""
+        whole = [i for i, d in enumerate(datas) if not incomplete_tail(d)]
+        out: list[tuple[int, ...] | None] = [None] * len(datas)
+        for i, enc in zip(whole, encode_many(self.core.vocab, [datas[i] for i in whole])):
+            out[i] = tuple(enc)
+        return [o if o is not None else self._encode(d) for o, d in zip(out, datas)]
+
     def _canonical(self, pos: int | None = None) -> tuple[int, ...]:
         x = self.data[self.cut :] if pos is None else self.data[self.cut : self.cut + pos]
         if x not in self._canon:
@@ -363,7 +381,7 @@ class TokenByteState:
         found: dict[tuple[tuple[int, ...], int], list[int]] = {}
         cands = [(j, v) for j in range(max(0, len(x) - core.trie.max_len + 1), len(x))
                  for v in core.trie.ids_with_prefix(x[j:]) if core.lengths[v] > len(x) - j]
-        encs = [self._encode(x[:j] + core.vocab.pieces[v]) for j, v in cands]
+        encs = self._encode_all([x[:j] + core.vocab.pieces[v] for j, v in cands])
         for (j, v), enc in zip(cands, encs):
             if enc and enc[-1] == v and len(x[:j]) + len(core.vocab.pieces[v]) == sum(
                 int(core.lengths[t]) for t in enc
@@ -414,8 +432,8 @@ class TokenByteState:
             x = self.data[self.cut :]
             ids = core.byte_ids
             found: dict[tuple[int, ...], list[int]] = {}
-            for v in ids.tolist():
-                enc = self._encode(x + core.vocab.pieces[v])
+            encs = self._encode_all([x + core.vocab.pieces[v] for v in ids.tolist()])
+            for v, enc in zip(ids.tolist(), encs):
                 if enc and enc[-1] == v and sum(int(core.lengths[t]) for t in enc[:-1]) == n:
                     found.setdefault(enc[:-1], []).append(v)
             self.groups += [_Group(s, n, np.array(v, dtype=np.int64), np.ones(len(v), dtype=np.int8))
@@ -431,9 +449,10 @@ class TokenByteState:
         """Decide canonicity of `group.ids[where]` with the tokenizer."""
         x = self.data[self.cut : self.cut + group.start]
         pieces = self.core.vocab.pieces
-        for k in where.tolist():
-            v = int(group.ids[k])
-            group.valid[k] = self._encode(x + pieces[v]) == group.seq + (v,)
+        ks = where.tolist()
+        encs = self._encode_all([x + pieces[int(group.ids[k])] for k in ks])
+        for k, enc in zip(ks, encs):
+            group.valid[k] = enc == group.seq + (int(group.ids[k]),)
 
     def _members(self) -> tuple[list[_Group], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Flat view: group index, index in group, log mass, next byte, validity."""
@@ -557,29 +576,41 @@ class TokenByteState:
                 )
 
     def prefetch(self, path: bytes) -> None:
-        """Evaluate, in one batched call, the sequences needed if the next bytes are `path`."""
-        if self.core.mode == "all" or not path:
+        """Evaluate, in one batched call, the sequences needed here and if the next bytes are `path`."""
+        if self.core.mode == "all":
             return
         saved = self.data
-        tails: list[tuple[int, ...]] = []
+        tails: list[tuple[int, ...]] = [] if self._fresh_done else self._fresh_seqs(self.n)
         for j in range(1, len(path) + 1):
             self.data = saved + path[:j]
             tails += self._fresh_seqs(self.n)
         self.data = saved
         self._ensure(tails)
 
+    def ready(self) -> bool:
+        """Whether the groups opening here can be evaluated without a model call."""
+        return self._fresh_done or all(s in self._ctx for s in self._fresh_seqs(self.n))
+
     def likeliest_path(self) -> bytes:
-        """The remaining bytes of the heaviest candidate whose next byte is known to be likely."""
+        """The remaining bytes of the heaviest candidate cover whose model outputs are at hand.
+
+        Groups opening here are included only when their sequences are already
+        evaluated, so that asking costs no model call.
+        """
+        if self.core.mode == "all":
+            return b""
+        if not self._fresh_done and all(s in self._ctx for s in self._fresh_seqs(self.n)):
+            self._open_fresh(exact=False)
         n = self.n
         best, best_lp = b"", -math.inf
         for g in self.groups:
-            if g.start >= n or not len(g.ids):
+            if not len(g.ids) or g.seq not in self._ctx:
                 continue
             lp = self._ctx[g.seq][torch.from_numpy(g.ids)]
             k = int(torch.argmax(lp))
-            if float(lp[k]) + self._logp(g.seq) > best_lp:
-                best_lp = float(lp[k]) + self._logp(g.seq)
-                best = self.core.vocab.pieces[int(g.ids[k])][n - g.start :]
+            score = float(lp[k]) + self._logp(g.seq)
+            if score > best_lp:
+                best_lp, best = score, self.core.vocab.pieces[int(g.ids[k])][n - g.start :]
         return best
 
     # -- moving on -----------------------------------------------------------------------------------
@@ -620,11 +651,20 @@ class TokenByteState:
         for g in self.groups:
             if g.seq[:k] == delta:
                 groups.append(_Group(g.seq[k:], g.start - step, g.ids, g.valid))
-        self._ensure([delta])
-        base = self._logp(delta)
+        last = None
+        if hasattr(self.core.lm, "extend") and not all(delta[:i] in self._ctx for i in range(k + 1)):
+            base, last = self.core.lm.extend(self.trunk, delta)  # one forward, not one row per prefix
+            self._ctx = {t: lp for t, lp in self._ctx.items() if t[:k] == delta and len(t) > k}
+            self._seq = {t: lp for t, lp in self._seq.items() if t[:k] == delta and len(t) > k}
+            self._seq[delta] = base
+        else:
+            self._ensure([delta])
+            base = self._logp(delta)
         self._ctx = {t[k:]: lp for t, lp in self._ctx.items() if t[:k] == delta}
         self._seq = {t[k:]: lp - base for t, lp in self._seq.items() if t[:k] == delta}
         self._seq[()] = 0.0
+        if last is not None:
+            self._ctx[()] = last
         head = self.data[self.cut : self.cut + step]
         self._canon = {x[step:]: t[k:] for x, t in self._canon.items() if x[:step] == head and t[:k] == delta}
         self.groups = groups

@@ -50,6 +50,7 @@ def generate_bytes(
         allowed = utf8_allowed(data) if utf8 else None
         u = rng.random()
         if fast:
+            state.prefetch(state.likeliest_path())  # one batched call per token, not per byte
             byte = state.sample(u, temperature, top_p, allowed)
         else:
             byte = _pick(state.logprobs(), u, temperature, top_p, allowed)
@@ -62,8 +63,6 @@ def generate_bytes(
         if hit is not None:
             del out[len(out) - len(hit) :]
             break
-        if fast:
-            state.prefetch(state.likeliest_path())
     return bytes(out)
 
 

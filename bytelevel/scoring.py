@@ -38,7 +38,8 @@ def score_bytes(bm, text: bytes, prefix: bytes = b"", end: bool = False, progres
     if exact:
         before = _log_mass(state, False)
         for i, byte in enumerate(text):
-            state.prefetch(text[i : i + 16])
+            if not state.ready():  # evaluate the next 32 bytes' sequences in one batched call
+                state.prefetch(text[i : i + 32])
             state.advance(byte)
             bar.update(1)
         bar.close()
@@ -79,3 +80,30 @@ def bits_per_byte(model_or_bm, texts: Iterable[bytes], tokenizer=None, end: bool
     for text in tqdm(texts, desc="bits/byte", disable=not progress or len(texts) < 2):
         bits += score_bytes(bm, text, end=end, progress=progress)
     return bits / sum(len(t) for t in texts)
+
+
+class PlainBits:
+    """Bits of the one canonical tokenization (the number token LMs usually report)."""
+
+    def __init__(self, bits: float, tokens: int):
+        self.bits, self.tokens = bits, tokens
+
+
+def plain_token_bits(bm, text: bytes, end: bool = False) -> PlainBits:
+    """-log2 P(encode(text)) under the token model behind a `TokenByteModel` (one forward).
+
+    As a prefix probability (no EOS unless `end`): the exact `score_bytes` adds
+    the mass of the other covers of the last bytes, so it is never larger.
+    """
+    import torch
+
+    core = bm.core
+    ids = list(core.vocab.encode(text))
+    if not ids:
+        raise ValueError("plain_token_bits: empty text")
+    seq = [core.start_id] + ids + ([core.eos_ids[0]] if end and core.eos_ids else [])
+    lm = core.lm
+    logits, _ = lm._forward(torch.tensor([seq]), None)
+    lp = torch.log_softmax(logits[0, :-1].double(), -1)
+    total = float(lp.gather(1, torch.tensor(seq[1:]).unsqueeze(1)).sum())
+    return PlainBits(-total / LN2, len(ids))

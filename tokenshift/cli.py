@@ -76,8 +76,62 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unescape(text: str) -> str:
+    """`\\n`, `\\t` and `\\\\` typed in a shell argument become the characters."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _byte_model(name: str):
+    from tokenshift.assets import load_model
+    from tokenshift.bytelevel.exact import TokenByteModel
+
+    model, tokenizer = load_model(name)
+    return TokenByteModel(model, tokenizer)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Continue a prompt byte by byte, exactly; the prompt may stop mid-word or mid-character."""
+    from tokenshift.bytelevel.sampling import generate_bytes
+
+    prompt = (args.prompt if args.raw else _unescape(args.prompt)).encode("utf-8")
+    bm = _byte_model(args.model)
+    stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
+    out = generate_bytes(bm, prompt, max_bytes=args.max_bytes, temperature=args.temperature, top_p=args.top_p,
+                         seed=args.seed, stop=stop)
+    sys.stdout.buffer.write(prompt + out + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Exact bits per byte of a text, beside the plain tokenization's bits per byte."""
+    from tokenshift.bytelevel.scoring import plain_token_bits, score_bytes
+    from tokenshift.data import read_text_bytes
+
+    text = read_text_bytes(args.text)[: args.max_bytes]
+    bm = _byte_model(args.model)
+    exact = score_bytes(bm, text, progress=True)
+    plain = plain_token_bits(bm, text)
+    n = len(text)
+    print(f"{args.text}: {n} bytes, {plain.tokens} tokens")
+    print(f"  exact bits/byte (all canonical covers) {exact / n:.4f}")
+    print(f"  plain token bits/byte (one tokenization) {plain.bits / n:.4f}")
+    print(f"  difference {(plain.bits - exact) / n:.2e} bits/byte")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "audit": (cmd_audit, "compare tokenizers: bytes per token per language, unreachable/duplicate tokens"),
+    "generate": (cmd_generate, "continue a prompt byte by byte with exact byte probabilities"),
+    "score": (cmd_score, "exact bits per byte of a text under a tokenized model"),
 }
 
 
@@ -88,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("tokenizer", nargs="+", help="built-in name (smollm2, gpt2, mistral, cl100k, qwen, gemma3) or path")
     audit.add_argument("--text", nargs="+", type=Path, help="UTF-8 text files (default: ../shared/data/*.valid.txt)")
     audit.add_argument("--json", type=Path, help="also write the results here (bench/results/audit.json format)")
+    model_help = "a local Hugging Face model folder, or smollm2 (the offline built-in)"
+    gen = sub.add_parser("generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1])
+    gen.add_argument("model", help=model_help)
+    gen.add_argument("--prompt", required=True, help="text to continue (\\n and \\t are understood)")
+    gen.add_argument("--max-bytes", type=int, default=128)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--stop", nargs="*", help="stop after any of these strings")
+    gen.add_argument("--raw", action="store_true", help="take the prompt literally (no \\n escapes)")
+    score = sub.add_parser("score", help=COMMANDS["score"][1], description=COMMANDS["score"][1])
+    score.add_argument("model", help=model_help)
+    score.add_argument("--text", required=True, type=Path, help="a UTF-8 text file")
+    score.add_argument("--max-bytes", type=int, default=2000, help="score the first N bytes (default 2000)")
     return parser
 
 
