@@ -99,7 +99,7 @@ def main() -> None:
     for name, text in texts.items():
         segment = text[:score_len]
         t0 = time.perf_counter()
-        exact_bits = score_bytes(bm, segment, progress=False)
+        exact_bits = -score_bytes(bm, segment, progress=False)
         seconds = time.perf_counter() - t0
         plain = plain_token_bits(bm, segment)
         scores[name] = {

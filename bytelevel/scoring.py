@@ -1,14 +1,14 @@
-"""Exact bits for bytes under any `ByteModel`, and bits per byte over texts.
+"""Exact log2-probabilities of bytes under any `ByteModel`, and bits per byte over texts.
 
 For a `TokenByteModel` the score is the exact marginal of the definitions in
-`exact.py`: `-log2 P(prefix + text) / P(prefix)`, where `P(x)` sums the
+`exact.py`: `log2 P(prefix + text) / P(prefix)`, where `P(x)` sums the
 canonical covers of `x` (`end=True` uses `P(x, end of text)` instead). It
 telescopes, so `score(x + y) == score(x) + score(y, prefix=x)` holds exactly,
 and only the covers that survive to the end need checking, which makes it
 cheap. The normalised next-byte distributions differ from ratios of `P` by the
 invalid mass (the model's mass on non-canonical sequences); when that is zero
 the two agree, and for byte-native models (no invalid mass) the score is the
-sum of `-log2 next_byte_logprobs`.
+sum of `log2 next_byte_logprobs`.
 """
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _log_mass(state, end: bool) -> float:
 
 
 def score_bytes(bm, text: bytes, prefix: bytes = b"", end: bool = False, progress: bool | None = None) -> float:
-    """-log2 P(text | prefix) in bits (with `end`, of text followed by end of text)."""
+    """log2 P(text | prefix), in bits (<= 0; with `end`, of text followed by end of text).
+
+    The cost in bits is its negation; `bits_per_byte` divides that by the length.
+    """
     for name, value in (("text", text), ("prefix", prefix)):
         if not isinstance(value, (bytes, bytearray)):
             raise TypeError(f"{name} must be bytes, got {type(value).__name__}; use .encode('utf-8')")
@@ -44,19 +47,19 @@ def score_bytes(bm, text: bytes, prefix: bytes = b"", end: bool = False, progres
             bar.update(1)
         bar.close()
         after = _log_mass(state, end)
-        bits = -(after - before) / LN2
-        if math.isinf(bits):
+        log2p = (after - before) / LN2
+        if math.isinf(log2p):
             raise ValueError(f"the text has probability 0 under this model (at {text[-20:]!r})")
-        return bits
-    bits = 0.0
+        return log2p
+    log2p = 0.0
     for byte in text:
-        bits -= float(state.logprobs()[byte]) / LN2
+        log2p += float(state.logprobs()[byte]) / LN2
         state.advance(byte)
         bar.update(1)
     if end:
-        bits -= float(state.logprobs()[EOT]) / LN2
+        log2p += float(state.logprobs()[EOT]) / LN2
     bar.close()
-    return bits
+    return log2p
 
 
 def bits_per_byte(model_or_bm, texts: Iterable[bytes], tokenizer=None, end: bool = False,
@@ -78,7 +81,7 @@ def bits_per_byte(model_or_bm, texts: Iterable[bytes], tokenizer=None, end: bool
         raise ValueError("bits_per_byte: no bytes to score")
     bits = 0.0
     for text in tqdm(texts, desc="bits/byte", disable=not progress or len(texts) < 2):
-        bits += score_bytes(bm, text, end=end, progress=progress)
+        bits -= score_bytes(bm, text, end=end, progress=progress)
     return bits / sum(len(t) for t in texts)
 
 

@@ -118,7 +118,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     text = read_text_bytes(args.text)[: args.max_bytes]
     bm = _byte_model(args.model)
-    exact = score_bytes(bm, text, progress=True)
+    exact = -score_bytes(bm, text, progress=True)
     plain = plain_token_bits(bm, text)
     n = len(text)
     print(f"{args.text}: {n} bytes, {plain.tokens} tokens")

@@ -341,3 +341,51 @@ def test_bad_inputs_are_refused_clearly():
         bm.next_byte_logprobs("ab")
     with pytest.raises(ValueError, match="tokenizations"):
         TokenByteModel(tiny_llama(len(vocab.pieces)), tok, tokenizations="some")
+
+
+# -- scoring and sampling ----------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(x=BYTES, y=BYTES)
+def test_score_chain_rule(bpe_model, x, y):
+    from tokenshift.bytelevel import score_bytes
+
+    whole = score_bytes(bpe_model, x + y)
+    assert whole <= 1e-12
+    assert whole == pytest.approx(score_bytes(bpe_model, x) + score_bytes(bpe_model, y, prefix=x), abs=1e-9)
+
+
+def test_score_is_the_oracle_marginal_and_bits_per_byte_agrees():
+    from tokenshift.bytelevel import bits_per_byte, score_bytes
+
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    model = tiny_llama(len(vocab.pieces), seed=1, dtype=torch.float64)
+    bm = TokenByteModel(model, tok, dtype=torch.float64)
+    oracle = Oracle(model, vocab, vocab.bos_id, vocab.eos_id)
+    for text in [b"ab ba", b"1 b'a", "é a".encode()]:
+        assert score_bytes(bm, text) == pytest.approx(math.log2(oracle.mass(text)), abs=1e-9)
+        end = score_bytes(bm, text, end=True)
+        (c,) = oracle.spellings(text)
+        assert end == pytest.approx((oracle.logp(c) + float(oracle.next_token(c)[oracle.eos])) / math.log(2), abs=1e-9)
+    texts = [b"ab ba", b"b a"]
+    want = -sum(score_bytes(bm, t) for t in texts) / sum(map(len, texts))
+    assert bits_per_byte(bm, texts, progress=False) == pytest.approx(want)
+
+
+def test_generation_is_seeded_utf8_safe_and_stops():
+    from tokenshift.bytelevel import generate_bytes
+
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    bm = TokenByteModel(tiny_llama(len(vocab.pieces), seed=4), tok)
+    a = generate_bytes(bm, "ab \xc3".encode("latin-1")[:4], max_bytes=40, seed=7)
+    assert a == generate_bytes(bm, "ab \xc3".encode("latin-1")[:4], max_bytes=40, seed=7)
+    (b"ab \xc3" + a).decode("utf-8")  # the prompt's cut character is completed, nothing invalid added
+    out = generate_bytes(bm, b"ab", max_bytes=200, seed=1, stop=[b" "])
+    assert b" " not in out and len(out) < 200
+    raw = generate_bytes(bm, b"ab", max_bytes=80, seed=3, utf8=False, temperature=2.0)
+    assert isinstance(raw, bytes)
+    with pytest.raises(ValueError):
+        generate_bytes(bm, b"ab", top_p=0.0)
