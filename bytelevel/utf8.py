@@ -6,7 +6,6 @@ through `utf8_runs`, so the rule for invalid bytes lives in one place.
 """
 from __future__ import annotations
 
-import codecs
 import functools
 
 
@@ -52,14 +51,17 @@ def incomplete_tail(data: bytes) -> int:
 
 @functools.lru_cache(maxsize=1024)
 def _allowed_after(tail: bytes) -> tuple[bool, ...]:
+    # Not the incremental decoder: with final=False CPython accepts b"\xed\xa0" (the start
+    # of a surrogate) and only rejects it a byte later, which would lead a sampler into a
+    # dead end. A one-shot decode checks the second byte against Unicode's Table 3-7.
     allowed = []
     for b in range(256):
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        seq = tail + bytes([b])
         try:
-            decoder.decode(tail + bytes([b]), final=False)
-            allowed.append(True)
-        except UnicodeDecodeError:
-            allowed.append(False)
+            seq.decode("utf-8")
+            allowed.append(True)  # completes a character
+        except UnicodeDecodeError as err:  # still a true prefix of some character?
+            allowed.append(err.start == 0 and err.end == len(seq) and err.reason == "unexpected end of data")
     return tuple(allowed) + (not tail,)  # end of text only after a complete character
 
 

@@ -146,21 +146,29 @@ class ByteVocab:
         return [ids for ids in groups.values() if len(ids) > 1]
 
     # -- encoding ---------------------------------------------------------------------
-    def encode(self, data: bytes) -> list[int]:
+    def encode(self, data: bytes, strict: bool = True) -> list[int]:
         """Canonical ids for the user's bytes `data` (dummy prefix included, no BOS/EOS).
 
-        Special-token strings inside `data` are text, never special ids.
+        Special-token strings inside `data` are text, never special ids. For a
+        lossless vocabulary the ids always spell `prefix_bytes + data`: a
+        character the tokenizer cannot spell raises ValueError (`strict=False`
+        returns the tokenizer's ids anyway, e.g. to count tokens).
         """
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"encode: expected bytes, got {type(data).__name__}; use text.encode('utf-8')")
-        return self.encode_raw(self.prefix_bytes + bytes(data))
+        return self.encode_raw(self.prefix_bytes + bytes(data), strict=strict)
 
-    def encode_raw(self, data: bytes) -> list[int]:
+    def encode_raw(self, data: bytes, strict: bool = True) -> list[int]:
         """Canonical ids for `data` exactly as the model reads it (no dummy prefix added)."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"encode_raw: expected bytes, got {type(data).__name__}; use text.encode('utf-8')")
         ids: list[int] = []
         for text, raw in utf8_runs(bytes(data)):
             if text is not None:
-                ids.extend(self._encode_text(text))
+                run = self._encode_text(text)
+                if strict and self.lossless:
+                    self._check_spelled(run, raw)
+                ids.extend(run)
                 continue
             single = self._byte_token.get(raw[0])
             if single is None:
@@ -170,6 +178,25 @@ class ByteVocab:
                 )
             ids.append(single)
         return ids
+
+    def _check_spelled(self, ids: list[int], raw: bytes) -> None:
+        """Raise when the tokenizer's ids for a valid UTF-8 run do not spell `raw`.
+
+        A byte-level BPE whose alphabet lacks a byte (SmolLM2 has no token for
+        0x04, ...) silently drops that character; a lossless view must say so.
+        """
+        pieces = self.pieces
+        if all(pieces[i] is not None for i in ids) and b"".join(pieces[i] for i in ids) == raw:  # type: ignore[misc]
+            return
+        got = b"".join(pieces[i] or b"" for i in ids)
+        at = next((k for k in range(min(len(got), len(raw))) if got[k] != raw[k]), min(len(got), len(raw)))
+        char = raw[at:].decode("utf-8", errors="replace")[:1] if at < len(raw) else ""
+        what = f"character {char!r} (U+{ord(char):04X})" if char else "the end of the text"
+        raise ValueError(
+            f"encode: tokenizer {self.name!r} cannot spell {what}: its tokens for this text give "
+            f"{got[max(0, at - 8) : at + 8]!r} where the input has {raw[max(0, at - 8) : at + 8]!r} "
+            "(the tokenizer drops or rewrites it; remove it from the text or use another tokenizer)."
+        )
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """The user's bytes for `ids` (special ids skipped, dummy prefix removed)."""
@@ -192,7 +219,10 @@ class ByteVocab:
                 piece.decode("utf-8")
             except UnicodeDecodeError:
                 continue
-            if self.encode_raw(piece) != [i]:
+            try:
+                if self.encode_raw(piece) != [i]:
+                    out.append(i)
+            except ValueError:  # the tokenizer cannot even spell these bytes
                 out.append(i)
         return out
 
@@ -270,6 +300,10 @@ def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
             dummy = True
             part["add_prefix_space"] = False
     nodummy_spec["post_processor"] = None
+    # a tokenizer.json may pad or truncate every encoding (sentence-transformers ship
+    # padding to 128 and truncation at 512): that would add [PAD] ids and cut long texts
+    nodummy_spec["padding"] = None
+    nodummy_spec["truncation"] = None
     encoder = Tokenizer.from_str(json.dumps(nodummy_spec))
     encoder.encode_special_tokens = True  # "<|endoftext|>" typed by a user is text
 

@@ -148,6 +148,11 @@ def load_tokenizer(name_or_path: str) -> Any:
         if path.is_dir():
             from transformers import AutoTokenizer
 
+            known = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tokenizer_config.json")
+            if not any((path / name).exists() for name in known) and not any(path.glob("*.model")):
+                raise AssetError(
+                    f"{name_or_path!r} is a folder with no tokenizer in it (expected one of {', '.join(known)})"
+                )
             return AutoTokenizer.from_pretrained(path)
         if path.suffix == ".json":
             from tokenizers import Tokenizer

@@ -31,6 +31,8 @@ def default_texts(split: str = "valid") -> list[Path]:
 def read_text_bytes(path: str | Path) -> bytes:
     """File contents as bytes; must be non-empty UTF-8 (the audit compares *text*)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"text file {str(path)!r} is a folder; pass the text files in it")
     if not path.is_file():
         raise FileNotFoundError(f"text file {str(path)!r} does not exist")
     data = path.read_bytes()
