@@ -94,11 +94,15 @@ class TokenLM(Protocol):
 class HFTokenLM:
     """A Hugging Face causal LM behind the `TokenLM` protocol, with a trunk KV cache.
 
-    The trunk (start token + stable prefix) is run once and extended in place;
-    tails are right-padded into one batch on top of a copy of the trunk cache
-    (causal attention makes padding after a tail harmless). When the trunk grows
-    by tokens that were just evaluated as the start of a tail, their keys and
-    values are sliced out of that batch instead of being recomputed.
+    The trunk (start token + stable prefix) is run once and extended in place.
+    `logprobs_tree` packs many tails into one row as a token tree: each token
+    attends to the trunk and to its own ancestors only (a 4D mask, positions by
+    depth), so tails that share tokens share their computation, and one row of
+    n tokens costs far less than n rows on a CPU. `logprobs` right-pads tails
+    into a batch instead (the fallback, and the path for models whose sliding
+    window the tree would exceed). When the trunk grows by tokens that were
+    just evaluated, their keys and values are gathered from that call instead
+    of being recomputed.
     """
 
     def __init__(self, model: Any, device: str | torch.device = "auto", max_batch: int = 64):
@@ -115,11 +119,15 @@ class HFTokenLM:
         self._kv: Any = None
         self._last: torch.Tensor | None = None  # log-probs after the trunk
         self._batch: tuple[list[tuple[int, ...]], Any, torch.Tensor] | None = None  # tails, cache, logits
+        self._tree: tuple[dict[tuple[int, ...], int], list[int], Any] | None = None  # nodes, parents, cache
+        self.window = getattr(model.config, "sliding_window", None) or None
+        self.max_nodes = 256
 
     @torch.no_grad()
-    def _forward(self, ids: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+    def _forward(self, ids: torch.Tensor, past: Any, **extra: Any) -> tuple[torch.Tensor, Any]:
         self.calls += 1
-        out = self.model(input_ids=ids.to(self.device), use_cache=True, **{self._cache_kw: past})
+        extra = {k: v.to(self.device) for k, v in extra.items()}
+        out = self.model(input_ids=ids.to(self.device), use_cache=True, **{self._cache_kw: past}, **extra)
         cache = getattr(out, "cache", None) or out.past_key_values
         return out.logits, cache
 
@@ -143,13 +151,23 @@ class HFTokenLM:
             if row is not None:  # reuse the batch row that already ran these tokens
                 self._kv = _slice_cache(cache, row, keep + len(delta))
                 self._last = torch.log_softmax(logits[row, len(delta) - 1].double(), -1).cpu()
-                self._trunk, self._batch = trunk, None
+                self._trunk, self._batch, self._tree = trunk, None, None
                 return
+        if keep and self._tree is not None and delta in self._tree[0]:
+            nodes, parents, cache = self._tree
+            path, node = [], nodes[delta]
+            while node >= 0:
+                path.append(keep + node)
+                node = parents[node]
+            self._kv = _gather_cache(cache, keep, path[::-1])
+            self._last = self._tree_logprobs[delta]
+            self._trunk, self._batch, self._tree = trunk, None, None
+            return
         if keep == 0:
             self._kv = None
         logits, self._kv = self._forward(torch.tensor([list(delta)], dtype=torch.long), self._kv)
         self._last = torch.log_softmax(logits[0, -1].double(), -1).cpu()
-        self._trunk, self._batch = trunk, None
+        self._trunk, self._batch, self._tree = trunk, None, None
 
     def extend(self, trunk: Sequence[int], delta: Sequence[int]) -> tuple[float, torch.Tensor]:
         """Grow the trunk by `delta` in one forward: (log P(delta | trunk), log-probs after it)."""
@@ -158,8 +176,53 @@ class HFTokenLM:
         logits, self._kv = self._forward(torch.tensor([list(delta)], dtype=torch.long), self._kv)
         lp = torch.log_softmax(logits[0].double(), -1).cpu()
         total = float(self._last[delta[0]]) + sum(float(lp[i - 1, t]) for i, t in enumerate(delta) if i)
-        self._trunk, self._last, self._batch = list(trunk) + list(delta), lp[-1], None
+        self._trunk, self._last, self._batch, self._tree = list(trunk) + list(delta), lp[-1], None, None
         return total, lp[-1]
+
+    def logprobs_tree(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> dict[tuple[int, ...], torch.Tensor]:
+        """Float64 log-probs of the next token after `trunk + p`, for every prefix `p` of every tail.
+
+        One forward per `max_nodes` distinct prefixes (the tree's nodes); falls
+        back to `logprobs` when the tree would reach past a sliding window.
+        """
+        self._set_trunk(trunk)
+        base = len(self._trunk)
+        nodes: dict[tuple[int, ...], int] = {}
+        parents: list[int] = []
+        for tail in tails:
+            for i in range(1, len(tail) + 1):
+                p = tuple(tail[:i])
+                if p not in nodes:
+                    nodes[p] = len(nodes)
+                    parents.append(nodes.get(p[:-1], -1))
+        out: dict[tuple[int, ...], torch.Tensor] = {(): self._last}
+        if not nodes:
+            return out
+        depth = max(len(p) for p in nodes)
+        self._check_length(base + depth)
+        if len(nodes) > self.max_nodes or (self.window is not None and base + len(nodes) > self.window):
+            keys = list(nodes)
+            for p, lp in zip(keys, self.logprobs(self._trunk, keys)):
+                out[p] = lp
+            return out
+        n = len(nodes)
+        ids = torch.tensor([[p[-1] for p in nodes]], dtype=torch.long)
+        positions = torch.tensor([[base + len(p) - 1 for p in nodes]], dtype=torch.long)
+        see = torch.zeros(n, base + n, dtype=torch.bool)
+        see[:, :base] = True
+        for i in range(n):
+            j = i
+            while j >= 0:
+                see[i, base + j] = True
+                j = parents[j]
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros(1, 1, n, base + n, dtype=dtype).masked_fill(~see, torch.finfo(dtype).min)
+        logits, cache = self._forward(ids, _expand_cache(self._kv, 1), attention_mask=mask, position_ids=positions)
+        lp = torch.log_softmax(logits[0].double(), -1).cpu()
+        for p, i in nodes.items():
+            out[p] = lp[i]
+        self._tree, self._tree_logprobs, self._batch = (nodes, parents, cache), out, None
+        return out
 
     def logprobs(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> torch.Tensor:
         self._set_trunk(trunk)
@@ -176,7 +239,7 @@ class HFTokenLM:
             for row, i in enumerate(chunk):
                 ids[row, : len(tails[i])] = torch.tensor(tails[i])
             logits, cache = self._forward(ids, _expand_cache(self._kv, len(chunk)))
-            self._batch = ([tuple(tails[i]) for i in chunk], cache, logits)
+            self._batch, self._tree = ([tuple(tails[i]) for i in chunk], cache, logits), None
             for row, i in enumerate(chunk):
                 out[i] = torch.log_softmax(logits[row, len(tails[i]) - 1].double(), -1).cpu()
         return out
@@ -189,6 +252,18 @@ def _expand_cache(kv: Any, batch: int) -> Any:
     for idx, layer in enumerate(kv.layers):
         cache.update(layer.keys.expand(batch, *layer.keys.shape[1:]).contiguous(),
                      layer.values.expand(batch, *layer.values.shape[1:]).contiguous(), idx)
+    return cache
+
+
+def _gather_cache(kv: Any, keep: int, columns: list[int]) -> Any:
+    """Row 0's first `keep` positions followed by `columns` (a tree path), as a fresh cache."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    index = torch.tensor(list(range(keep)) + columns, dtype=torch.long)
+    for idx, layer in enumerate(kv.layers):
+        cache.update(layer.keys[:1].index_select(2, index.to(layer.keys.device)),
+                     layer.values[:1].index_select(2, index.to(layer.values.device)), idx)
     return cache
 
 
@@ -320,6 +395,7 @@ class TokenByteState:
         self._ctx: dict[tuple[int, ...], torch.Tensor] = {}  # tail -> next-token log-probs
         self._seq: dict[tuple[int, ...], float] = {(): 0.0}  # tail -> log P(tail | trunk)
         self._canon: dict[bytes, tuple[int, ...]] = {}  # bytes after the cut -> their canonical tail
+        self._fresh: dict[bytes, list[tuple[int, ...]]] = {}  # bytes after the cut -> `_fresh_seqs`
         self._dist: torch.Tensor | None = None
         self.invalid_mass = 0.0
         self.groups: list[_Group] = []
@@ -354,8 +430,18 @@ class TokenByteState:
     def _ensure(self, tails: Sequence[tuple[int, ...]]) -> None:
         """Make next-token log-probs available after each tail and after each of its prefixes."""
         need = sorted({t[:i] for t in tails for i in range(len(t) + 1)} - self._ctx.keys(), key=len)
-        if need:
-            for tail, lp in zip(need, self.core.lm.logprobs(self.trunk, need)):
+        if not need:
+            return
+        lm = self.core.lm
+        if hasattr(lm, "logprobs_tree"):
+            leaves = [t for t in need if not any(len(o) > len(t) and o[: len(t)] == t for o in need)]
+            got = lm.logprobs_tree(self.trunk, leaves)
+            for tail in need:
+                self._ctx[tail] = got[tail]
+            for tail, lp in got.items():  # ancestors come for free
+                self._ctx.setdefault(tail, lp)
+        else:
+            for tail, lp in zip(need, lm.logprobs(self.trunk, need)):
                 self._ctx[tail] = lp
 
     def _logp(self, tail: tuple[int, ...]) -> float:
@@ -401,9 +487,12 @@ class TokenByteState:
         distinct first character. After a plain character nothing can change.
         """
         x = self.data[self.cut : self.cut + pos]
+        if x in self._fresh:
+            return self._fresh[x]
         seqs = {self._canonical(pos)} if pos else {()}
         if not pos or not _needs_probes(x):
-            return sorted(seqs)
+            self._fresh[x] = sorted(seqs)
+            return self._fresh[x]
         lengths = self.core.lengths
         for probe in self.core.probes:
             enc = self._encode(x + probe)
@@ -415,7 +504,8 @@ class TokenByteState:
                 total += int(lengths[t])
                 if total > pos:
                     break
-        return sorted(seqs)
+        self._fresh[x] = sorted(seqs)
+        return self._fresh[x]
 
     def _open_fresh(self, exact: bool) -> None:
         """Open the groups whose last token starts at the current position."""
@@ -543,37 +633,77 @@ class TokenByteState:
         """
         if top_p < 1.0 or self.core.mode == "all":
             return _pick(self.logprobs(), u, temperature, top_p, allowed)
-        self._open_fresh(exact=False)
-        _, gi, ki, logm, nxt, val = self._members()
-        end = self._end_logmass()
-        ref = max(float(logm.max()) if len(logm) else -math.inf, end)
-        weight = np.exp(logm - ref)
-        order = np.argsort(-np.where(val < 0, weight, -1.0), kind="stable")
-        unknown_count = int((val < 0).sum())
-        checked, chunk = 0, 32
+        lazy = _LazyMass(self)
         while True:
-            lo = np.zeros(257)
-            np.add.at(lo, nxt[val == 1], weight[val == 1])
-            lo[EOT] = math.exp(end - ref)
-            hi = lo.copy()
-            np.add.at(hi, nxt[val < 0], weight[val < 0])
-            if allowed is not None:
-                lo, hi = np.where(allowed, lo, 0.0), np.where(allowed, hi, 0.0)
+            lo, hi = lazy.bounds(allowed)
             byte = _decide(lo, hi, u, temperature)
             if byte is not None:
                 return byte
-            batch = order[checked : checked + chunk]
-            checked += len(batch)
-            chunk *= 2
-            for g_index in np.unique(gi[batch]).tolist():
-                rows = batch[gi[batch] == g_index]
-                self._check(self.groups[g_index], ki[rows])
-                val[rows] = self.groups[g_index].valid[ki[rows]]
-            if checked >= unknown_count and not (val < 0).any() and _decide(lo, lo, u, temperature) is None:
-                raise ValueError(
-                    f"the prefix {self.data[-20:]!r} has probability 0 under this model and tokenizer "
-                    "(no canonical token sequence covers it)"
-                )
+            lazy.refine(self.data)
+
+    def propose(self, u: float, temperature: float = 1.0) -> tuple[bytes, list[np.ndarray]]:
+        """A draft for speculative sampling: the rest of one candidate cover, and its law.
+
+        The candidate is drawn by inversion of `u` over the covers' weights raised
+        to 1/temperature (unchecked candidates included, known non-canonical ones
+        not). Returns its remaining bytes `r` and, for each j, the (257,) law of
+        `r[j]` given `r[:j]` and a draft longer than j: what `sample_against`
+        needs to correct the draft into exact samples. Covers whose last token
+        starts here join the draw only if their model outputs are at hand: any
+        known law keeps the result exact, and drafting costs no model call.
+        """
+        if self.ready():
+            self._open_fresh(exact=False)
+        _, gi, ki, logm, nxt, val = self._members()
+        keep = val != 0
+        if not keep.any() or temperature <= 0:
+            return b"", []
+        logw = logm[keep] / temperature
+        w = np.exp(logw - logw.max())
+        cdf = np.cumsum(w)
+        pick = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(w) - 1)
+        ids = np.concatenate([g.ids for g in self.groups])[keep]
+        offset = (self.n - np.concatenate([np.full(len(g.ids), g.start) for g in self.groups]))[keep]
+        rest = self.core.lengths[ids] - offset  # bytes each candidate has left
+        draft = self.core.vocab.pieces[int(ids[pick])][int(offset[pick]):]
+        laws, alive = [], np.ones(len(w), dtype=bool)
+        for j in range(len(draft)):
+            alive &= rest > j
+            at = self.core.table[ids, np.minimum(offset + j, self.core.table.shape[1] - 1)].astype(np.int64)
+            law = np.bincount(at[alive], weights=w[alive], minlength=257)[:257]
+            laws.append(law / law.sum())
+            alive &= at == draft[j]
+        return draft, laws
+
+    def sample_against(self, proposed: int, law: np.ndarray, u_accept: float, u_residual: float,
+                       temperature: float = 1.0, allowed: np.ndarray | None = None) -> int:
+        """Speculative sampling of the next byte: exact whatever the draft's law.
+
+        Keep the drafted byte `proposed` (drawn from `law`) when
+        `u_accept < p(proposed) / law(proposed)`, else draw from the residual
+        `max(0, p - law)` by inversion of `u_residual`; the result follows `p`,
+        this state's distribution raised to 1/temperature and restricted to
+        `allowed` (Leviathan et al. 2023). `p` is known only within bounds until
+        candidates are checked; both decisions check only until they are certain.
+        """
+        if temperature <= 0:
+            raise ValueError("speculative sampling needs temperature > 0 (use sample for greedy)")
+        lazy = _LazyMass(self)
+        accepted: bool | None = None
+        while True:
+            lo, hi = lazy.bounds(allowed)
+            p_lo, p_hi = _normalised_bounds(lo, hi, temperature)
+            if accepted is None:
+                bar = u_accept * law[proposed]
+                if bar < p_lo[proposed]:
+                    return proposed
+                if bar >= p_hi[proposed]:
+                    accepted = False
+            if accepted is False:
+                byte = _decide(np.maximum(p_lo - law, 0.0), np.maximum(p_hi - law, 0.0), u_residual, 1.0)
+                if byte is not None:
+                    return byte
+            lazy.refine(self.data)
 
     def prefetch(self, path: bytes) -> None:
         """Evaluate, in one batched call, the sequences needed here and if the next bytes are `path`."""
@@ -667,6 +797,7 @@ class TokenByteState:
             self._ctx[()] = last
         head = self.data[self.cut : self.cut + step]
         self._canon = {x[step:]: t[k:] for x, t in self._canon.items() if x[:step] == head and t[:k] == delta}
+        self._fresh = {}
         self.groups = groups
         self.trunk = self.trunk + list(delta)
         self.trunk_logp += base
@@ -747,3 +878,60 @@ def _decide(lo: np.ndarray, hi: np.ndarray, u: float, temperature: float) -> int
     if k == 0 or f_hi[k - 1] <= u:
         return k if lo[k] > 0 else None
     return None
+
+
+class _LazyMass:
+    """Per-slot bounds on the valid mass of a state's covers, tightened on demand.
+
+    Unchecked candidates count in the upper bound only; `refine` checks the
+    heaviest unchecked ones (a growing chunk) with the tokenizer.
+    """
+
+    def __init__(self, state: "TokenByteState"):
+        state._open_fresh(exact=False)
+        self.state = state
+        _, self.gi, self.ki, logm, self.nxt, self.val = state._members()
+        end = state._end_logmass()
+        ref = max(float(logm.max()) if len(logm) else -math.inf, end)
+        if ref == -math.inf:
+            ref = 0.0
+        self.weight = np.exp(logm - ref)
+        self.end_weight = math.exp(end - ref)
+        self.chunk = 32
+
+    def bounds(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        known, unknown = self.val == 1, self.val < 0
+        lo = np.bincount(self.nxt[known], weights=self.weight[known], minlength=257)[:257]
+        lo[EOT] = self.end_weight
+        hi = lo + np.bincount(self.nxt[unknown], weights=self.weight[unknown], minlength=257)[:257]
+        if allowed is not None:
+            lo, hi = np.where(allowed, lo, 0.0), np.where(allowed, hi, 0.0)
+        return lo, hi
+
+    def refine(self, data: bytes) -> None:
+        """Check the next heaviest unchecked candidates; raise when none is left (probability 0)."""
+        unknown = np.flatnonzero(self.val < 0)
+        if not len(unknown):
+            raise ValueError(
+                f"the prefix {data[-20:]!r} has probability 0 under this model and tokenizer "
+                "(no canonical token sequence covers it, or none with an allowed next byte)"
+            )
+        k = min(self.chunk, len(unknown))
+        batch = unknown[np.argpartition(-self.weight[unknown], k - 1)[:k]] if k < len(unknown) else unknown
+        self.chunk *= 2
+        groups = self.state.groups
+        for g_index in np.unique(self.gi[batch]).tolist():
+            rows = batch[self.gi[batch] == g_index]
+            self.state._check(groups[g_index], self.ki[rows])
+            self.val[rows] = groups[g_index].valid[self.ki[rows]]
+
+
+def _normalised_bounds(lo: np.ndarray, hi: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on each slot of `w ** (1/T) / sum(w ** (1/T))` for every `lo <= w <= hi`."""
+    scale = max(float(hi.max()), 1e-300)
+    a = 1.0 / temperature
+    lo_t, hi_t = (lo / scale) ** a, (hi / scale) ** a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_lo = np.where(lo_t > 0, lo_t / (lo_t + hi_t.sum() - hi_t), 0.0)
+        p_hi = np.where(hi_t > 0, hi_t / (hi_t + lo_t.sum() - lo_t), 0.0)
+    return p_lo, np.minimum(p_hi, 1.0)

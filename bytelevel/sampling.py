@@ -1,9 +1,11 @@
 """Generate bytes from any `ByteModel`, one exact byte at a time.
 
-`generate_bytes` works with every `ByteModel`; with a `TokenByteModel` it uses
-the state's own `sample` (exact inversion that checks only the candidates it
-needs) and prefetches the model outputs along the likeliest token, so a
-generated token costs about one forward pass. Temperature and top-p act on the
+`generate_bytes` works with every `ByteModel`. With a `TokenByteModel` it
+samples speculatively and still exactly: it drafts a whole token from the
+covers (no model call), evaluates the covers at every byte boundary inside it
+in one batched forward, then keeps or corrects each drafted byte with the
+speculative-sampling test against the exact byte distribution. An accepted
+draft costs one forward pass, as a token does; a rejected byte costs one more. Temperature and top-p act on the
 257-slot byte distribution (log space), not on tokens.
 """
 from __future__ import annotations
@@ -45,15 +47,27 @@ def generate_bytes(
     rng = random.Random(seed)
     state = bm.start(bytes(prefix)) if state is None else state
     data, out = bytes(prefix), bytearray()
-    fast = hasattr(state, "sample")
+    speculate = hasattr(state, "sample_against") and temperature > 0 and top_p >= 1.0
+    draft, laws, j = b"", [], 0
     for _ in range(max_bytes):
         allowed = utf8_allowed(data) if utf8 else None
-        u = rng.random()
-        if fast:
+        if speculate:
+            if j >= len(draft):  # draft a token from the covers, evaluate its byte boundaries in one call
+                draft, laws = state.propose(rng.random(), temperature)
+                j = 0
+                state.prefetch(draft)
+            if j < len(draft):
+                byte = state.sample_against(draft[j], laws[j], rng.random(), rng.random(), temperature, allowed)
+                j = j + 1 if byte == draft[j] else len(draft) + 1
+                if j > len(draft):
+                    draft = b""
+            else:
+                byte = state.sample(rng.random(), temperature, top_p, allowed)
+        elif hasattr(state, "sample"):
             state.prefetch(state.likeliest_path())  # one batched call per token, not per byte
-            byte = state.sample(u, temperature, top_p, allowed)
+            byte = state.sample(rng.random(), temperature, top_p, allowed)
         else:
-            byte = _pick(state.logprobs(), u, temperature, top_p, allowed)
+            byte = _pick(state.logprobs(), rng.random(), temperature, top_p, allowed)
         if byte == EOT:
             break
         state.advance(byte)

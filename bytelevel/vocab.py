@@ -32,6 +32,7 @@ byte fallback, WordPiece's dropped spaces) are still viewable, but report
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections import defaultdict
@@ -50,8 +51,9 @@ LOSSLESS_PROBE = (
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
+@functools.lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map (256 entries).
+    """GPT-2's reversible byte -> printable character map (256 entries; shared, do not mutate).
 
     Printable Latin-1 bytes map to themselves; the other 68 map to U+0100.. in
     order, so `Ġ` (U+0120) is the space byte 0x20.

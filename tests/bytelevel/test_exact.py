@@ -307,17 +307,23 @@ def test_markov_chain_recovered_exactly_where_token_conditioning_is_biased():
 
 
 def test_forward_calls_per_byte_when_generating():
+    """Greedy and tempered generation: about one model call per generated token (summed over seeds)."""
     from tokenshift.bytelevel.sampling import generate_bytes
 
     tok = byte_bpe()
     vocab = ByteVocab.from_tokenizer(tok)
     bm = TokenByteModel(tiny_llama(len(vocab.pieces), seed=3), tok)
-    before = bm.forward_calls
-    out = generate_bytes(bm, b"ab ba", max_bytes=60, seed=0, temperature=0.8)
-    calls = bm.forward_calls - before
-    tokens = len(canonical_encode(vocab, b"ab ba" + out)) - len(canonical_encode(vocab, b"ab ba")) + 1
-    assert len(out) > 10
-    assert calls <= 2 * tokens + 2, (calls, tokens, len(out))
+    prompt = b"ab ba"
+    for temperature, slack in ((0.0, 2.0), (0.8, 1.5)):
+        calls = tokens = produced = 0
+        for seed in range(6):
+            before = bm.forward_calls
+            out = generate_bytes(bm, prompt, max_bytes=40, seed=seed, temperature=temperature)
+            calls += bm.forward_calls - before - 1  # minus the prompt's own call
+            tokens += len(canonical_encode(vocab, prompt + out)) - len(canonical_encode(vocab, prompt)) + 1
+            produced += len(out)
+        assert produced > 40
+        assert calls <= slack * tokens + 2, (temperature, calls, tokens, produced)
 
 
 def test_bad_inputs_are_refused_clearly():
@@ -389,3 +395,89 @@ def test_generation_is_seeded_utf8_safe_and_stops():
     assert isinstance(raw, bytes)
     with pytest.raises(ValueError):
         generate_bytes(bm, b"ab", top_p=0.0)
+
+
+# -- speculative sampling and the token tree ------------------------------------------------------------
+
+
+def test_token_tree_matches_padded_batch_and_trunk_growth():
+    from tokenshift.bytelevel.exact import HFTokenLM
+
+    model = tiny_llama(40, seed=5, dtype=torch.float64)
+    tree, batch = HFTokenLM(model), HFTokenLM(model)
+    trunk = [1, 5, 7, 9]
+    tails = [(3, 4), (3, 6, 2), (8,), (3, 4, 4), ()]
+    prefixes = sorted({t[:i] for t in tails for i in range(1, len(t) + 1)})
+    want = dict(zip(prefixes, batch.logprobs(trunk, prefixes)))
+    got = tree.logprobs_tree(trunk, tails)
+    assert set(got) == set(prefixes) | {()}
+    for p in prefixes:
+        assert torch.allclose(got[p], want[p], atol=1e-12), p
+    assert tree.calls == 2  # the trunk, then one packed row
+    grown = trunk + [3, 6]  # keys and values gathered from the tree, not recomputed
+    calls = tree.calls
+    after = tree.logprobs(grown, [(2,), (2, 2)])
+    assert tree.calls == calls + 1
+    assert torch.allclose(after, batch.logprobs(grown, [(2,), (2, 2)]), atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=BYTES, u=st.floats(0, 1, exclude_max=True), u_accept=st.floats(0, 1, exclude_max=True),
+       u_residual=st.floats(0, 1, exclude_max=True), temperature=st.sampled_from([0.7, 1.0, 1.5]),
+       skew=st.floats(0.0, 1.0))
+def test_speculative_step_decides_as_the_exact_distribution_does(bpe_model, data, u, u_accept, u_residual,
+                                                                  temperature, skew):
+    """Keep-or-correct with lazily checked candidates == the same rule on the full distribution."""
+    from tokenshift.bytelevel.exact import _pick
+
+    state = bpe_model.start(data)
+    draft, laws = state.propose(u, temperature)
+    if not draft:
+        return
+    law = laws[0]
+    if skew:  # any law the draft was drawn from must work: mix in a far-off one
+        law = (1 - skew) * law + skew * np.full(257, 1 / 257)
+    got = state.sample_against(draft[0], law, u_accept, u_residual, temperature)
+    p = torch.softmax(bpe_model.next_byte_logprobs(data) / temperature, 0).numpy()
+    if u_accept * law[draft[0]] < p[draft[0]]:
+        want = draft[0]
+    else:
+        residual = np.maximum(p - law, 0.0)
+        want = _pick(torch.log(torch.from_numpy(residual)), u_residual)
+    assert got == want
+
+
+def _chain_model(seed: int = 0):
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    rng = np.random.default_rng(seed)
+    lm = ChainTokenLM(vocab, rng.dirichlet(np.ones(3), size=4), stop=0.1)
+    return lm, TokenByteModel(lm, tok)
+
+
+def test_speculative_generation_samples_the_exact_distribution():
+    """Three-byte continuations from a known byte Markov chain: frequencies match, drafts are used."""
+    from tokenshift.bytelevel.sampling import generate_bytes
+
+    lm, bm = _chain_model(1)
+    draws, counts = 1000, {}
+    for seed in range(draws):
+        out = generate_bytes(bm, b"a", max_bytes=3, seed=seed, utf8=False)
+        counts[out] = counts.get(out, 0) + 1
+    # exact law of the next <= 3 bytes after b"a" under the chain (end of text shortens them)
+    law: dict[bytes, float] = {}
+
+    def walk(x: bytes, p: float) -> None:
+        if len(x) == 4:
+            law[x[1:]] = law.get(x[1:], 0.0) + p
+            return
+        nxt = lm.next_byte(x)
+        for b in lm.ALPHABET:
+            walk(x + bytes([b]), p * nxt[b])
+        law[x[1:]] = law.get(x[1:], 0.0) + p * nxt[EOT]
+
+    walk(b"a", 1.0)
+    assert set(counts) <= {k for k, v in law.items() if v > 0}
+    chi2 = sum((counts.get(k, 0) - draws * v) ** 2 / (draws * v) for k, v in law.items() if v > 0)
+    dof = sum(1 for v in law.values() if v > 0) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof), (chi2, dof)  # ~5 sigma: fails only if biased
