@@ -119,7 +119,8 @@ class HFTokenLM:
         self._kv: Any = None
         self._last: torch.Tensor | None = None  # log-probs after the trunk
         self._batch: tuple[list[tuple[int, ...]], Any, torch.Tensor] | None = None  # tails, cache, logits
-        self._tree: tuple[dict[tuple[int, ...], int], list[int], Any] | None = None  # nodes, parents, cache
+        # the last token tree: the cache column of each tail it holds, the cache, the log-probs after each tail
+        self._tree: tuple[dict[tuple[int, ...], int], Any, dict[tuple[int, ...], torch.Tensor]] | None = None
         self.window = getattr(model.config, "sliding_window", None) or None
         self.max_nodes = 256
 
@@ -154,13 +155,9 @@ class HFTokenLM:
                 self._trunk, self._batch, self._tree = trunk, None, None
                 return
         if keep and self._tree is not None and delta in self._tree[0]:
-            nodes, parents, cache = self._tree
-            path, node = [], nodes[delta]
-            while node >= 0:
-                path.append(keep + node)
-                node = parents[node]
-            self._kv = _gather_cache(cache, keep, path[::-1])
-            self._last = self._tree_logprobs[delta]
+            columns, cache, logprobs = self._tree
+            self._kv = _gather_cache(cache, keep, [columns[delta[:i]] for i in range(1, len(delta) + 1)])
+            self._last = logprobs[delta]
             self._trunk, self._batch, self._tree = trunk, None, None
             return
         if keep == 0:
@@ -182,46 +179,66 @@ class HFTokenLM:
     def logprobs_tree(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> dict[tuple[int, ...], torch.Tensor]:
         """Float64 log-probs of the next token after `trunk + p`, for every prefix `p` of every tail.
 
-        One forward per `max_nodes` distinct prefixes (the tree's nodes); falls
-        back to `logprobs` when the tree would reach past a sliding window.
+        One forward for all distinct prefixes (the tree's nodes). Tokens that the
+        previous tree already ran and that every tail starts with are not run
+        again: their keys and values are gathered from that call. Falls back to
+        `logprobs` when the tree is too big or would reach past a sliding window.
         """
         self._set_trunk(trunk)
         base = len(self._trunk)
+        tails = [tuple(t) for t in tails]
+        out: dict[tuple[int, ...], torch.Tensor] = {(): self._last}
+        shared: tuple[int, ...] = ()  # the longest common prefix of the tails that the last tree holds
+        if self._tree is not None and tails and all(tails):
+            columns, _, before = self._tree
+            first = tails[0]
+            common = next((k for k in range(len(first)) if any(len(t) <= k or t[k] != first[k] for t in tails)),
+                          len(first))
+            common = min(common, min(len(t) for t in tails) - 1)  # keep at least one token to run per tail
+            shared = next((first[:k] for k in range(common, 0, -1) if first[:k] in columns), ())
+            for k in range(1, len(shared) + 1):
+                out[shared[:k]] = before[shared[:k]]
         nodes: dict[tuple[int, ...], int] = {}
         parents: list[int] = []
         for tail in tails:
-            for i in range(1, len(tail) + 1):
-                p = tuple(tail[:i])
+            for i in range(len(shared) + 1, len(tail) + 1):
+                p = tail[:i]
                 if p not in nodes:
                     nodes[p] = len(nodes)
                     parents.append(nodes.get(p[:-1], -1))
-        out: dict[tuple[int, ...], torch.Tensor] = {(): self._last}
         if not nodes:
             return out
-        depth = max(len(p) for p in nodes)
-        self._check_length(base + depth)
-        if len(nodes) > self.max_nodes or (self.window is not None and base + len(nodes) > self.window):
+        self._check_length(base + max(len(p) for p in nodes))
+        if len(nodes) > self.max_nodes or (self.window is not None and base + len(shared) + len(nodes) > self.window):
             keys = list(nodes)
             for p, lp in zip(keys, self.logprobs(self._trunk, keys)):
                 out[p] = lp
             return out
+        if shared:
+            columns, cache, _ = self._tree
+            past = _gather_cache(cache, base, [columns[shared[:k]] for k in range(1, len(shared) + 1)])
+        else:
+            past = _expand_cache(self._kv, 1)
+        start = base + len(shared)  # cache column of the first node
         n = len(nodes)
         ids = torch.tensor([[p[-1] for p in nodes]], dtype=torch.long)
         positions = torch.tensor([[base + len(p) - 1 for p in nodes]], dtype=torch.long)
-        see = torch.zeros(n, base + n, dtype=torch.bool)
-        see[:, :base] = True
+        see = torch.zeros(n, start + n, dtype=torch.bool)
+        see[:, :start] = True
         for i in range(n):
             j = i
             while j >= 0:
-                see[i, base + j] = True
+                see[i, start + j] = True
                 j = parents[j]
         dtype = next(self.model.parameters()).dtype
-        mask = torch.zeros(1, 1, n, base + n, dtype=dtype).masked_fill(~see, torch.finfo(dtype).min)
-        logits, cache = self._forward(ids, _expand_cache(self._kv, 1), attention_mask=mask, position_ids=positions)
+        mask = torch.zeros(1, 1, n, start + n, dtype=dtype).masked_fill(~see, torch.finfo(dtype).min)
+        logits, cache = self._forward(ids, past, attention_mask=mask, position_ids=positions)
         lp = torch.log_softmax(logits[0].double(), -1).cpu()
+        columns = {shared[:k]: base + k - 1 for k in range(1, len(shared) + 1)}
         for p, i in nodes.items():
             out[p] = lp[i]
-        self._tree, self._tree_logprobs, self._batch = (nodes, parents, cache), out, None
+            columns[p] = start + i
+        self._tree, self._batch = (columns, cache, out), None
         return out
 
     def logprobs(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -446,7 +463,7 @@ class TokenByteState:
 
     def _logp(self, tail: tuple[int, ...]) -> float:
         if tail not in self._seq:
-            self._ensure([tail])
+            self._ensure([tail[:-1]])  # the parent's outputs give this one's probability
             self._seq[tail] = self._logp(tail[:-1]) + float(self._ctx[tail[:-1]][tail[-1]])
         return self._seq[tail]
 
@@ -531,7 +548,6 @@ class TokenByteState:
         else:
             ids = core.byte_ids
             self.groups += [_Group(s, n, ids, np.full(len(ids), -1, dtype=np.int8)) for s in self._fresh_seqs(n)]
-        self._ensure([g.seq for g in self.groups])
         self._fresh_done = True
 
     # -- validity ------------------------------------------------------------------------------------
@@ -544,11 +560,19 @@ class TokenByteState:
         for k, enc in zip(ks, encs):
             group.valid[k] = enc == group.seq + (int(group.ids[k]),)
 
-    def _members(self) -> tuple[list[_Group], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Flat view: group index, index in group, log mass, next byte, validity."""
+    def _members(self, lazy: bool = False) -> tuple[list[_Group], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Flat view: group index, index in group, log mass, next byte, validity.
+
+        `lazy` leaves out the groups whose sequence the model has not evaluated
+        yet (see `_pending`); otherwise they are evaluated first.
+        """
+        if not lazy:
+            self._ensure([g.seq for g in self.groups])
         gi, ki, logm, nxt, val = [], [], [], [], []
         n = self.n
         for g_index, g in enumerate(self.groups):
+            if g.seq not in self._ctx:
+                continue
             base = self._logp(g.seq)
             lp = self._ctx[g.seq][torch.from_numpy(g.ids)].numpy() + base
             gi.append(np.full(len(g.ids), g_index))
@@ -561,6 +585,13 @@ class TokenByteState:
                 np.zeros(0, dtype=np.int8)
         return self.groups, np.concatenate(gi), np.concatenate(ki), np.concatenate(logm), np.concatenate(nxt), \
             np.concatenate(val)
+
+    def _pending(self) -> list[tuple[int, ...]]:
+        """Sequences of open groups (or the end of text) not evaluated by the model yet."""
+        seqs = {g.seq for g in self.groups if g.seq not in self._ctx}
+        if self.core.mode == "canonical" and self.core.eos_ids and self._canonical() not in self._ctx:
+            seqs.add(self._canonical())
+        return sorted(seqs)
 
     def _end_logmass(self) -> float:
         """log P(c) P(EOS | c) for the canonical c of the prefix (relative to the trunk)."""
@@ -608,6 +639,7 @@ class TokenByteState:
         if not n:
             return 0.0
         exact = [self._canonical()] if self.core.mode == "canonical" else _segmentations(self.core, self.data[self.cut :])
+        self._ensure([g.seq for g in self.groups if g.start < n])
         terms = [self._logp(seq) for seq in exact]
         for g in self.groups:
             if g.start >= n:
@@ -652,9 +684,8 @@ class TokenByteState:
         starts here join the draw only if their model outputs are at hand: any
         known law keeps the result exact, and drafting costs no model call.
         """
-        if self.ready():
-            self._open_fresh(exact=False)
-        _, gi, ki, logm, nxt, val = self._members()
+        self._open_fresh(exact=False)
+        _, gi, ki, logm, nxt, val = self._members(lazy=True)
         keep = val != 0
         if not keep.any() or temperature <= 0:
             return b"", []
@@ -662,8 +693,9 @@ class TokenByteState:
         w = np.exp(logw - logw.max())
         cdf = np.cumsum(w)
         pick = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(w) - 1)
-        ids = np.concatenate([g.ids for g in self.groups])[keep]
-        offset = (self.n - np.concatenate([np.full(len(g.ids), g.start) for g in self.groups]))[keep]
+        live = [g for g in self.groups if g.seq in self._ctx]
+        ids = np.concatenate([g.ids for g in live])[keep]
+        offset = (self.n - np.concatenate([np.full(len(g.ids), g.start) for g in live]))[keep]
         rest = self.core.lengths[ids] - offset  # bytes each candidate has left
         draft = self.core.vocab.pieces[int(ids[pick])][int(offset[pick]):]
         laws, alive = [], np.ones(len(w), dtype=bool)
@@ -706,20 +738,21 @@ class TokenByteState:
             lazy.refine(self.data)
 
     def prefetch(self, path: bytes) -> None:
-        """Evaluate, in one batched call, the sequences needed here and if the next bytes are `path`."""
+        """Evaluate, in one model call, the sequences needed here and if the next bytes are `path`."""
         if self.core.mode == "all":
             return
         saved = self.data
-        tails: list[tuple[int, ...]] = [] if self._fresh_done else self._fresh_seqs(self.n)
-        for j in range(1, len(path) + 1):
+        tails = [g.seq for g in self.groups]
+        for j in range(len(path) + 1):
             self.data = saved + path[:j]
             tails += self._fresh_seqs(self.n)
         self.data = saved
         self._ensure(tails)
 
     def ready(self) -> bool:
-        """Whether the groups opening here can be evaluated without a model call."""
-        return self._fresh_done or all(s in self._ctx for s in self._fresh_seqs(self.n))
+        """Whether every sequence needed here is evaluated (no model call to answer)."""
+        return all(g.seq in self._ctx for g in self.groups) and all(
+            s in self._ctx for s in self._fresh_seqs(self.n))
 
     def likeliest_path(self) -> bytes:
         """The remaining bytes of the heaviest candidate cover whose model outputs are at hand.
@@ -890,27 +923,45 @@ class _LazyMass:
     def __init__(self, state: "TokenByteState"):
         state._open_fresh(exact=False)
         self.state = state
-        _, self.gi, self.ki, logm, self.nxt, self.val = state._members()
-        end = state._end_logmass()
-        ref = max(float(logm.max()) if len(logm) else -math.inf, end)
+        self.chunk = 32
+        self._load()
+
+    def _load(self) -> None:
+        """Arrays over the evaluated groups; a pending sequence counts as mass on every slot."""
+        state = self.state
+        self.pending = state._pending()
+        _, self.gi, self.ki, logm, self.nxt, self.val = state._members(lazy=True)
+        end = state._end_logmass() if state._canonical() in state._ctx or not state.core.eos_ids else -math.inf
+        pend = [state._logp(seq) for seq in self.pending]  # parents are evaluated: no model call
+        ref = max([float(logm.max()) if len(logm) else -math.inf, end, *pend])
         if ref == -math.inf:
             ref = 0.0
         self.weight = np.exp(logm - ref)
         self.end_weight = math.exp(end - ref)
-        self.chunk = 32
+        self.pending_weight = sum(math.exp(lp - ref) for lp in pend)
 
     def bounds(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         known, unknown = self.val == 1, self.val < 0
-        lo = np.bincount(self.nxt[known], weights=self.weight[known], minlength=257)[:257]
+        lo = np.bincount(self.nxt[known], weights=self.weight[known], minlength=257)[:257].astype(np.float64)
         lo[EOT] = self.end_weight
         hi = lo + np.bincount(self.nxt[unknown], weights=self.weight[unknown], minlength=257)[:257]
+        hi += self.pending_weight
         if allowed is not None:
             lo, hi = np.where(allowed, lo, 0.0), np.where(allowed, hi, 0.0)
         return lo, hi
 
     def refine(self, data: bytes) -> None:
-        """Check the next heaviest unchecked candidates; raise when none is left (probability 0)."""
+        """Evaluate pending sequences (one model call), else check the next heaviest
+        unchecked candidates; raise when nothing is left to learn (probability 0)."""
         unknown = np.flatnonzero(self.val < 0)
+        if self.pending and self.pending_weight >= self.weight[unknown].sum():
+            self.state._ensure(self.pending)
+            self._load()
+            return
+        if not len(unknown) and self.pending:
+            self.state._ensure(self.pending)
+            self._load()
+            return
         if not len(unknown):
             raise ValueError(
                 f"the prefix {data[-20:]!r} has probability 0 under this model and tokenizer "
