@@ -373,10 +373,20 @@ class TokenByteModel:
         self.vocab = vocab
 
     # -- ByteModel ----------------------------------------------------------------------------
-    def start(self, prefix: bytes = b"") -> "TokenByteState":
+    def start(self, prefix: bytes = b"", context: Sequence[int] = (), end_ids: Sequence[int] | None = None,
+              raw: bool = False) -> "TokenByteState":
+        """The state after `prefix`. `context`: token ids the model reads after the
+        start token and before the bytes (a FIM prompt, a chat template); `end_ids`:
+        the tokens that end the text there (default: the tokenizer's EOS); `raw`:
+        no SentencePiece dummy prefix before the bytes (text that continues a context)."""
         if not isinstance(prefix, (bytes, bytearray)):
             raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
-        return TokenByteState(self.core, bytes(prefix))
+        size = self.core.lm.vocab_size
+        bad = [t for t in list(context) + list(end_ids or []) if not 0 <= int(t) < size]
+        if bad:
+            raise ValueError(f"token ids {bad[:5]} are outside the model's vocabulary of {size}")
+        return TokenByteState(self.core, bytes(prefix), [int(t) for t in context],
+                              None if end_ids is None else [int(t) for t in end_ids], raw)
 
     def next_byte_logprobs(self, prefix: bytes) -> torch.Tensor:
         return self.start(prefix).logprobs()
@@ -403,11 +413,13 @@ def _probe_key(piece: bytes) -> Any:
 class TokenByteState:
     """The covers of one prefix (as groups), the trunk they share, cached model outputs."""
 
-    def __init__(self, core: _Core, prefix: bytes):
+    def __init__(self, core: _Core, prefix: bytes, context: Sequence[int] = (),
+                 end_ids: Sequence[int] | None = None, raw: bool = False):
         self.core = core
-        self.data = core.vocab.prefix_bytes + prefix  # what the model reads
+        self.data = (b"" if raw else core.vocab.prefix_bytes) + prefix  # what the model reads
+        self.eos_ids = list(core.eos_ids if end_ids is None else end_ids)
         self.cut = 0
-        self.trunk = [core.start_id]
+        self.trunk = [core.start_id, *context]
         self.trunk_logp = 0.0  # log P(trunk[1:] | start token)
         self._ctx: dict[tuple[int, ...], torch.Tensor] = {}  # tail -> next-token log-probs
         self._seq: dict[tuple[int, ...], float] = {(): 0.0}  # tail -> log P(tail | trunk)
@@ -589,18 +601,18 @@ class TokenByteState:
     def _pending(self) -> list[tuple[int, ...]]:
         """Sequences of open groups (or the end of text) not evaluated by the model yet."""
         seqs = {g.seq for g in self.groups if g.seq not in self._ctx}
-        if self.core.mode == "canonical" and self.core.eos_ids and self._canonical() not in self._ctx:
+        if self.core.mode == "canonical" and self.eos_ids and self._canonical() not in self._ctx:
             seqs.add(self._canonical())
         return sorted(seqs)
 
     def _end_logmass(self) -> float:
         """log P(c) P(EOS | c) for the canonical c of the prefix (relative to the trunk)."""
-        if not self.core.eos_ids:
+        if not self.eos_ids:
             return -math.inf
         ends = [self._canonical()] if self.core.mode == "canonical" or not self.n else \
             _segmentations(self.core, self.data[self.cut :])
         self._ensure(ends)
-        eos = torch.tensor(self.core.eos_ids)
+        eos = torch.tensor(self.eos_ids)
         return float(torch.logsumexp(torch.tensor(
             [float(torch.logsumexp(self._ctx[c][eos], 0)) + self._logp(c) for c in ends], dtype=torch.float64), 0))
 
@@ -931,7 +943,7 @@ class _LazyMass:
         state = self.state
         self.pending = state._pending()
         _, self.gi, self.ki, logm, self.nxt, self.val = state._members(lazy=True)
-        end = state._end_logmass() if state._canonical() in state._ctx or not state.core.eos_ids else -math.inf
+        end = state._end_logmass() if state._canonical() in state._ctx or not state.eos_ids else -math.inf
         pend = [state._logp(seq) for seq in self.pending]  # parents are evaluated: no model call
         ref = max([float(logm.max()) if len(logm) else -math.inf, end, *pend])
         if ref == -math.inf:
