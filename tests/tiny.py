@@ -10,9 +10,12 @@ TRAIN_TEXT = (
 )
 
 
+FIM_SPECIALS = ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+
+
 @functools.lru_cache(maxsize=None)
-def byte_bpe(vocab_size: int = 300) -> "object":
-    """Byte-level BPE with GPT-2's pre-tokenizer, trained on a tiny text."""
+def byte_bpe(vocab_size: int = 300, specials: tuple[str, ...] = ("<|endoftext|>",), text: str = "") -> "object":
+    """Byte-level BPE with GPT-2's pre-tokenizer, trained on a tiny text (FIM_SPECIALS for FIM tokens)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -20,10 +23,10 @@ def byte_bpe(vocab_size: int = 300) -> "object":
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size, special_tokens=list(specials), initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([TRAIN_TEXT], trainer)
+    tok.train_from_iterator([text or TRAIN_TEXT], trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
 
 

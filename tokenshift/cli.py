@@ -102,11 +102,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tokenshift.bytelevel.sampling import generate_bytes
 
     prompt = (args.prompt if args.raw else _unescape(args.prompt)).encode("utf-8")
-    bm = _byte_model(args.model)
+    if len(args.model) > 1 and not args.ensemble:
+        raise UserError("several models given: choose how to pool them with --ensemble mixture|product")
+    if args.ensemble:
+        from tokenshift.bytelevel.ensemble import EnsembleByteModel
+
+        bm = EnsembleByteModel([_byte_model(m) for m in args.model], weights=args.weights, mode=args.ensemble)
+    else:
+        bm = _byte_model(args.model[0])
     stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
     out = generate_bytes(bm, prompt, max_bytes=args.max_bytes, temperature=args.temperature, top_p=args.top_p,
                          seed=args.seed, stop=stop)
     sys.stdout.buffer.write(prompt + out + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_fim(args: argparse.Namespace) -> int:
+    """Fill in the middle between a prefix and a suffix (the prefix may stop mid-token)."""
+    from tokenshift.bytelevel.fim import fim_complete
+
+    prefix = Path(args.prefix_file).read_bytes()
+    suffix = Path(args.suffix_file).read_bytes()
+    bm = _byte_model(args.model)
+    stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
+    middle = fim_complete(bm, prefix, suffix, max_bytes=args.max_bytes, stop=stop, order=args.order,
+                          temperature=args.temperature, seed=args.seed)
+    sys.stdout.buffer.write(middle if args.middle_only else prefix + middle + suffix)
     sys.stdout.flush()
     return 0
 
@@ -132,6 +154,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "audit": (cmd_audit, "compare tokenizers: bytes per token per language, unreachable/duplicate tokens"),
     "generate": (cmd_generate, "continue a prompt byte by byte with exact byte probabilities"),
     "score": (cmd_score, "exact bits per byte of a text under a tokenized model"),
+    "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
 }
 
 
@@ -144,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", type=Path, help="also write the results here (bench/results/audit.json format)")
     model_help = "a local Hugging Face model folder, or smollm2 (the offline built-in)"
     gen = sub.add_parser("generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1])
-    gen.add_argument("model", help=model_help)
+    gen.add_argument("model", nargs="+", help=model_help + "; several with --ensemble")
+    gen.add_argument("--ensemble", choices=("mixture", "product"), help="pool several models' next-byte distributions")
+    gen.add_argument("--weights", nargs="+", type=float, help="ensemble weights (default: equal)")
     gen.add_argument("--prompt", required=True, help="text to continue (\\n and \\t are understood)")
     gen.add_argument("--max-bytes", type=int, default=128)
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -156,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("model", help=model_help)
     score.add_argument("--text", required=True, type=Path, help="a UTF-8 text file")
     score.add_argument("--max-bytes", type=int, default=2000, help="score the first N bytes (default 2000)")
+    fim = sub.add_parser("fim", help=COMMANDS["fim"][1], description=COMMANDS["fim"][1])
+    fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens")
+    fim.add_argument("--prefix-file", required=True, type=Path, help="the code before the gap")
+    fim.add_argument("--suffix-file", required=True, type=Path, help="the code after the gap")
+    fim.add_argument("--order", choices=("psm", "spm"), default="psm", help="FIM prompt order (default psm)")
+    fim.add_argument("--max-bytes", type=int, default=256)
+    fim.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    fim.add_argument("--seed", type=int, default=0)
+    fim.add_argument("--stop", nargs="*", help="stop after any of these strings")
+    fim.add_argument("--middle-only", action="store_true", help="print only the middle")
     return parser
 
 

@@ -1,0 +1,103 @@
+"""EnsembleByteModel: algebra, and equality with a brute-force byte mixture across two tokenizers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from oracle import Oracle  # noqa: E402
+from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
+
+from tokenshift.bytelevel import ByteVocab, TokenByteModel  # noqa: E402
+from tokenshift.bytelevel.ensemble import EnsembleByteModel, learn_weights  # noqa: E402
+from tokenshift.bytelevel.sampling import generate_bytes  # noqa: E402
+
+PREFIXES = [b"", b"a", b"ab ", b"b'", "é".encode()[:1], b"12"]
+
+
+def _member(tok, seed):
+    vocab = ByteVocab.from_tokenizer(tok)
+    model = tiny_llama(len(vocab.pieces), seed=seed, dtype=torch.float64)
+    return vocab, model, TokenByteModel(model, tok, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def members():
+    return _member(byte_bpe(), 11), _member(sp_bpe("", "bpe", 270), 12)
+
+
+def test_mixture_of_a_model_with_itself_is_that_model(members):
+    (_, _, bm), _ = members
+    ens = EnsembleByteModel([bm, bm], weights=[0.3, 0.7])
+    for prefix in PREFIXES:
+        assert torch.allclose(ens.next_byte_logprobs(prefix).exp(), bm.next_byte_logprobs(prefix).exp(), atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["mixture", "product"])
+def test_weights_one_zero_give_the_first_member(members, mode):
+    (_, _, a), (_, _, b) = members
+    ens = EnsembleByteModel([a, b], weights=[1.0, 0.0], mode=mode)
+    for prefix in PREFIXES:
+        assert torch.allclose(ens.next_byte_logprobs(prefix).exp(), a.next_byte_logprobs(prefix).exp(), atol=1e-12)
+
+
+def test_product_is_a_normalised_geometric_pool(members):
+    (_, _, a), (_, _, b) = members
+    ens = EnsembleByteModel([a, b], weights=[1, 3], mode="product")
+    for prefix in PREFIXES:
+        got = ens.next_byte_logprobs(prefix)
+        assert float(torch.logsumexp(got, 0)) == pytest.approx(0.0, abs=1e-12)
+        pa, pb = a.next_byte_logprobs(prefix).exp().numpy(), b.next_byte_logprobs(prefix).exp().numpy()
+        want = pa ** 0.25 * pb ** 0.75
+        assert np.allclose(got.exp().numpy(), want / want.sum(), atol=1e-12)
+
+
+def test_mixture_across_tokenizers_equals_brute_force(members):
+    """Byte-level BPE + SentencePiece with byte fallback: each member by enumeration, then mixed."""
+    (va, ma, a), (vb, mb, b) = members
+    oracles = [Oracle(ma, va, va.bos_id if va.bos_id is not None else va.eos_id, va.eos_id),
+               Oracle(mb, vb, vb.bos_id if vb.bos_id is not None else vb.eos_id, vb.eos_id)]
+    ens = EnsembleByteModel([a, b], weights=[0.25, 0.75])
+    for prefix in PREFIXES[:5]:
+        want = 0.25 * oracles[0].next_byte(va.prefix_bytes + prefix) + 0.75 * oracles[1].next_byte(vb.prefix_bytes + prefix)
+        assert np.allclose(ens.next_byte_logprobs(prefix).exp().numpy(), want, atol=1e-9), prefix
+
+
+def test_incremental_state_equals_fresh_and_generation_runs(members):
+    (_, _, a), (_, _, b) = members
+    ens = EnsembleByteModel([a, b], mode="product")
+    state = ens.start(b"")
+    for byte in b"ab b":
+        state.logprobs()
+        state.advance(byte)
+    assert torch.allclose(state.logprobs().exp(), ens.next_byte_logprobs(b"ab b").exp(), atol=1e-12)
+    out = generate_bytes(ens, b"ab", max_bytes=6, seed=0)
+    assert out == generate_bytes(ens, b"ab", max_bytes=6, seed=0)
+    out.decode("utf-8")  # utf8=True by default
+
+
+def test_learned_mixture_weights_favour_the_model_that_wrote_the_text(members):
+    (_, _, a), (_, _, b) = members
+    texts = [b"ab" + generate_bytes(a, b"ab", max_bytes=10, seed=s, temperature=1.0) for s in range(3)]
+    w = learn_weights([a, b], texts, mode="mixture", steps=100)
+    assert w[0] > 0.6 and sum(w) == pytest.approx(1.0)
+    wp = learn_weights([a, b], texts, mode="product", steps=30)
+    assert wp[0] > 0.5 and sum(wp) == pytest.approx(1.0)
+
+
+def test_bad_inputs_are_refused_clearly(members):
+    (_, _, a), _ = members
+    with pytest.raises(ValueError, match="at least one member"):
+        EnsembleByteModel([])
+    with pytest.raises(ValueError, match="2 weights for 1"):
+        EnsembleByteModel([a], weights=[1, 2])
+    with pytest.raises(ValueError, match=">= 0"):
+        EnsembleByteModel([a, a], weights=[1, -1])
+    with pytest.raises(ValueError, match="mode"):
+        EnsembleByteModel([a], mode="average")
+    with pytest.raises(TypeError, match="not a ByteModel"):
+        EnsembleByteModel([a, object()])
