@@ -110,3 +110,50 @@ def plain_token_bits(bm, text: bytes, end: bool = False) -> PlainBits:
     lp = torch.log_softmax(logits[0, :-1].double(), -1)
     total = float(lp.gather(1, torch.tensor(seq[1:]).unsqueeze(1)).sum())
     return PlainBits(-total / LN2, len(ids))
+
+
+def document_start_id(vocab) -> int:
+    """The token a document starts after: `<|endoftext|>` when the vocabulary has it (pretraining packs
+    documents after it, and two vocabularies that share it are then compared alike), else BOS, else EOS."""
+    named = next((i for i, text in vocab.special.items() if text == "<|endoftext|>"), None)
+    start = named if named is not None else vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    if start is None:
+        raise ValueError("the tokenizer has no <|endoftext|>, BOS or EOS token to start a document with")
+    return start
+
+
+def token_bits_per_byte(model, tokenizer, texts: Iterable[bytes], window: int = 512, progress: bool = True) -> dict:
+    """Bits per byte of the plain tokenization: what a token LM is usually judged by.
+
+    Each text is encoded canonically and cut into windows of `window` tokens,
+    each read after the document start token (`document_start_id`); bits are
+    summed over every token and divided by the texts' bytes, so models with
+    different tokenizers are compared on the same bytes. Returns bits_per_byte,
+    tokens, bytes and the per-token perplexity (TokenAdapt's metric).
+    """
+    import torch
+
+    from .vocab import ByteVocab
+
+    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    start = document_start_id(vocab)
+    device = next(model.parameters()).device
+    bits = 0.0
+    n_tokens = n_bytes = 0
+    texts = list(texts)
+    chunks = []
+    for text in texts:
+        ids = vocab.encode(text, strict=False)
+        n_bytes += len(text)
+        n_tokens += len(ids)
+        chunks += [ids[lo : lo + window] for lo in range(0, len(ids), window)]
+    if not n_bytes:
+        raise ValueError("token_bits_per_byte: no bytes to score")
+    with torch.no_grad():
+        for chunk in tqdm(chunks, desc="token bits", disable=not progress or len(chunks) < 4, leave=False):
+            seq = torch.tensor([[start, *chunk]], device=device)
+            logits = model(input_ids=seq).logits[0, :-1, : len(vocab.pieces)].double()
+            lp = torch.log_softmax(logits, -1)
+            bits -= float(lp.gather(1, seq[0, 1:, None]).sum()) / LN2
+    return {"bits_per_byte": bits / n_bytes, "tokens": n_tokens, "bytes": n_bytes,
+            "token_perplexity": 2 ** (bits / n_tokens), "bytes_per_token": n_bytes / n_tokens}

@@ -1,0 +1,232 @@
+"""`transplant()`: give a pretrained causal LM a new tokenizer.
+
+The model's input embeddings and LM head are rebuilt for the new vocabulary:
+
+1. tokens both vocabularies share, compared by their **bytes** (so GPT-2's
+   `Ġthe`, SentencePiece's `▁the` and tiktoken's b" the" are one token), keep
+   their rows exactly;
+2. special tokens are mapped by the same text first (`<|endoftext|>`), then by
+   role (bos, eos, pad, unk); the mapping is reported;
+3. every other new token gets rows from the chosen heuristic
+   (`transplant.heuristics`), falling back to a random draw where the
+   heuristic has nothing to go on.
+
+Tied heads stay tied; an untied head gets the same heuristic weights applied
+to its own rows. The config (`vocab_size`, bos/eos/pad ids) and generation
+config follow the new tokenizer, and the matrices have exactly one row per
+new id (no padded rows a softmax could pick), so the result saves and reloads
+with plain `transformers` and converts to GGUF.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokenshift.bytelevel import ByteVocab
+
+from . import heuristics
+from .aux import AuxEmbedder, Embedder
+
+METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus")
+NEEDS_AUX = ("tokenadapt", "local", "global", "focus")
+
+
+@dataclass
+class TransplantReport:
+    """What happened to each new row (counts), the special-token mapping, and the options used."""
+
+    method: str
+    old_vocab: int
+    new_vocab: int
+    copied: int = 0
+    specials: dict[str, str] = field(default_factory=dict)  # new special -> where its rows came from
+    by_source: dict[str, int] = field(default_factory=dict)  # heuristic -> number of rows it made
+    random_fallback: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    tied: bool = True
+    seconds: float = 0.0
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+
+
+def _vocab(tok: Any) -> ByteVocab:
+    return tok if isinstance(tok, ByteVocab) else ByteVocab.from_tokenizer(tok)
+
+
+def _role_ids(tok: Any, vocab: ByteVocab) -> dict[str, int]:
+    roles = {"bos": vocab.bos_id, "eos": vocab.eos_id}
+    for role in ("pad", "unk"):
+        value = getattr(tok, f"{role}_token_id", None)
+        roles[role] = value if isinstance(value, int) else None
+    return {r: i for r, i in roles.items() if i is not None}
+
+
+def _old_ids_by_bytes(old: ByteVocab, rows: int) -> dict[bytes, int]:
+    """bytes -> the old id that stands for them (the one the old tokenizer produces, if several)."""
+    out: dict[bytes, int] = {}
+    for i, piece in enumerate(old.pieces[:rows]):
+        if piece and piece not in out:
+            out[piece] = i
+    for group in old.duplicates():
+        piece = old.pieces[group[0]]
+        made = old.encode_raw(piece, strict=False) if piece else []
+        if len(made) == 1 and made[0] in group and made[0] < rows:
+            out[piece] = made[0]
+    return out
+
+
+def _heads(model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    rows_in = model.get_input_embeddings().weight.detach()
+    out = model.get_output_embeddings()
+    if out is None or out.weight.data_ptr() == rows_in.data_ptr():
+        return rows_in.float(), None
+    return rows_in.float(), out.weight.detach().float()
+
+
+def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "tokenadapt",
+               aux_embedder: Embedder | None = None, temperature: float = 0.3, top_k: int = 3, weight: float = 0.3,
+               threshold: float = 0.0, seed: int = 0, inplace: bool = False) -> Any:
+    """A copy of `model` (or `model` itself with `inplace`) that reads and writes `new_tokenizer`'s ids.
+
+    `method`: one of METHODS. `aux_embedder`: a callable `list[str] -> (n, d)`
+    for the methods that compare token strings (default all-MiniLM-L6-v2).
+    TokenAdapt's options: `temperature` (T), `top_k` (k), `weight` (w: the
+    global share), `threshold` (global neighbours below it are dropped). The
+    report is `model.transplant_report` (a `TransplantReport`).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    started = time.perf_counter()
+    old, new = _vocab(old_tokenizer), _vocab(new_tokenizer)
+    rows_in, rows_out = _heads(model)
+    if rows_in.shape[0] < len(old.pieces) - sum(1 for i in old.special if i >= rows_in.shape[0]):
+        raise ValueError(
+            f"the model has {rows_in.shape[0]} embedding rows but its tokenizer has {len(old.pieces)} ids: "
+            "pass the tokenizer the model was trained with as old_tokenizer"
+        )
+    if method in NEEDS_AUX and aux_embedder is None:
+        aux_embedder = AuxEmbedder()
+    src = heuristics.Source(old, rows_in, rows_out, aux_embedder)
+    report = TransplantReport(method, len(old.pieces), len(new.pieces), tied=rows_out is None,
+                              options={"temperature": temperature, "top_k": top_k, "weight": weight,
+                                       "threshold": threshold, "seed": seed})
+    n_new, dim = len(new.pieces), rows_in.shape[1]
+    out_in = torch.zeros(n_new, dim)
+    out_out = None if rows_out is None else torch.zeros(n_new, dim)
+    done = np.zeros(n_new, dtype=bool)
+
+    # 1. shared tokens, by bytes
+    by_bytes = _old_ids_by_bytes(old, rows_in.shape[0])
+    shared_new = [i for i, p in enumerate(new.pieces) if p and p in by_bytes]
+    shared_old = np.array([by_bytes[new.pieces[i]] for i in shared_new], dtype=np.int64)
+    if shared_new:
+        index = torch.tensor(shared_new)
+        out_in[index] = rows_in[torch.from_numpy(shared_old)]
+        if out_out is not None:
+            out_out[index] = rows_out[torch.from_numpy(shared_old)]
+        done[shared_new] = True
+    report.copied = len(shared_new)
+
+    # 2. specials: same text, then same role
+    old_by_text = {text: i for i, text in old.special.items() if i < rows_in.shape[0]}
+    old_roles, new_roles = _role_ids(old_tokenizer, old), _role_ids(new_tokenizer, new)
+    special_rows = [i for i in old.special if i < rows_in.shape[0]]
+    for i, text in sorted(new.special.items()):
+        if i >= n_new:
+            continue
+        role = next((r for r, j in new_roles.items() if j == i and r in old_roles), None)
+        j = old_by_text.get(text, old_roles.get(role) if role else None)
+        if j is not None:
+            out_in[i] = rows_in[j]
+            if out_out is not None:
+                out_out[i] = rows_out[j]
+            report.specials[text] = f"{old.special.get(j, j)} ({'same text' if text in old_by_text else role})"
+        else:  # an unknown marker (a chat or FIM token): the mean of the old specials' rows, a neutral start
+            pool = torch.tensor(special_rows) if special_rows else torch.arange(rows_in.shape[0])
+            out_in[i] = rows_in[pool].mean(0)
+            if out_out is not None:
+                out_out[i] = rows_out[pool].mean(0)
+            report.specials[text] = "mean of the old special rows"
+        done[i] = True
+
+    # 3. the rest, by the chosen heuristic; random where it has nothing to go on
+    todo = [i for i in range(n_new) if not done[i] and new.pieces[i]]
+    if todo:
+        pieces = [new.pieces[i] for i in todo]
+        if method == "tokenadapt":
+            est = heuristics.hybrid(src, pieces, temperature, top_k, weight, threshold)
+        elif method == "local":
+            est = heuristics.local(src, pieces, temperature)
+        elif method == "global":
+            est = heuristics.global_(src, pieces, temperature, top_k, threshold)
+        elif method == "mean":
+            est = heuristics.mean(src, pieces)
+        elif method == "focus":
+            est = heuristics.focus(src, pieces, shared_old)
+        else:
+            est = heuristics.random(src, pieces, seed)
+        fallback = heuristics.random(src, pieces, seed)
+        ok = torch.from_numpy(est.ok)[:, None]
+        index = torch.tensor(todo)
+        out_in[index] = torch.where(ok, est.rows_in, fallback.rows_in)
+        if out_out is not None:
+            out_out[index] = torch.where(ok, est.rows_out, fallback.rows_out)
+        for name in est.source:
+            if name:
+                report.by_source[name] = report.by_source.get(name, 0) + 1
+        report.random_fallback = int((~est.ok).sum()) if method != "random" else 0
+    unused = [i for i in range(n_new) if not done[i] and not new.pieces[i] and i not in new.special]
+    if unused:  # ids a sparse vocabulary leaves empty: never produced, give them the mean row
+        out_in[torch.tensor(unused)] = rows_in.mean(0)
+        if out_out is not None:
+            out_out[torch.tensor(unused)] = rows_out.mean(0)
+
+    result = model if inplace else copy.deepcopy(model)
+    _install(result, out_in, out_out, new_tokenizer, new)
+    report.seconds = time.perf_counter() - started
+    result.transplant_report = report
+    return result
+
+
+def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, tok: Any, vocab: ByteVocab) -> None:
+    """Put the new rows in the model and make its config agree with the new tokenizer."""
+    dtype = model.get_input_embeddings().weight.dtype
+    model.resize_token_embeddings(rows_in.shape[0], mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(rows_in.to(dtype))
+        if rows_out is not None:
+            model.get_output_embeddings().weight.copy_(rows_out.to(dtype))
+    if rows_out is None:
+        model.tie_weights()
+    config = model.config
+    config.vocab_size = rows_in.shape[0]
+    roles = _role_ids(tok, vocab)
+    for role in ("bos", "eos", "pad"):
+        setattr(config, f"{role}_token_id", roles.get(role))
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        for role in ("bos", "eos", "pad"):
+            setattr(gen, f"{role}_token_id", roles.get(role))
+
+
+def save_transplant(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Write the model, its tokenizer and `transplant_report.json` to `out_dir` (a folder `from_pretrained` reads)."""
+    out = Path(out_dir)
+    if not hasattr(tokenizer, "save_pretrained"):
+        raise TypeError(f"cannot save a {type(tokenizer).__name__} as a Hugging Face tokenizer; pass a tokenizer "
+                        "folder or a transformers tokenizer as the new tokenizer")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    report = getattr(model, "transplant_report", None)
+    if report is not None:
+        report.save(out / "transplant_report.json")
+    return out

