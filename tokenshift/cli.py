@@ -133,6 +133,75 @@ def cmd_fim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _greedy_text(model, tokenizer, prompt: bytes, new_tokens: int) -> bytes:
+    """A short greedy continuation with the model's own tokenizer (a smoke test of a converted model)."""
+    import torch
+
+    from tokenshift.bytelevel import ByteVocab
+    from tokenshift.bytelevel.scoring import document_start_id
+
+    vocab = ByteVocab.from_tokenizer(tokenizer)
+    ids = torch.tensor([[document_start_id(vocab), *vocab.encode(prompt)]])
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False,
+                             pad_token_id=vocab.eos_id if vocab.eos_id is not None else 0)
+    return b"".join(vocab.pieces[i] or b"" for i in out[0, ids.shape[1]:].tolist())
+
+
+def cmd_transplant(args: argparse.Namespace) -> int:
+    """Give a model a new tokenizer; optionally judge it in bits per byte before and after."""
+    import shutil
+    import tempfile
+
+    from tokenshift.assets import load_model, load_tokenizer
+    from tokenshift.bytelevel.scoring import token_bits_per_byte
+    from tokenshift.data import read_text_bytes
+    from tokenshift.transplant import save_transplant, transplant
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise UserError(f"{out} exists and is not empty; pass --force to replace it")
+    texts = {str(f): read_text_bytes(f)[: args.eval_bytes] for f in args.eval or []}  # fail before the work
+    new_tok = load_tokenizer(args.tokenizer)
+    if not hasattr(new_tok, "save_pretrained"):
+        raise UserError(f"{args.tokenizer} is not a Hugging Face tokenizer, so the converted model could not be "
+                        "saved with it; pass a tokenizer folder (tokenizer.json)")
+    model, old_tok = load_model(args.model)
+    new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature, top_k=args.top_k,
+                     weight=args.weight)
+    report = new.transplant_report
+    print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
+          f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
+          f"specials {report.specials} ({report.seconds:.0f} s)")
+    rows = []
+    for name, data in texts.items():
+        before = token_bits_per_byte(model, old_tok, [data], progress=False)
+        after = token_bits_per_byte(new, new_tok, [data], progress=False)
+        rows.append([Path(name).name, f"{len(data)}", f"{before['bits_per_byte']:.4f}", f"{after['bits_per_byte']:.4f}",
+                     f"{after['bits_per_byte'] - before['bits_per_byte']:+.4f}",
+                     f"{before['bytes_per_token']:.2f} -> {after['bytes_per_token']:.2f}"])
+        report.eval[name] = {"before": before, "after": after}
+    if rows:
+        print()
+        print(_format_table(rows, ["text", "bytes", "bpb before", "bpb after", "excess", "bytes/token"]))
+    if args.generate:
+        prompt = _unescape(args.generate).encode("utf-8")
+        text = _greedy_text(new, new_tok, prompt, 24)
+        print(f"\nconverted model, greedy: {(prompt + text).decode('utf-8', 'replace')!r}")
+    staging = Path(tempfile.mkdtemp(prefix=".transplant-", dir=out.parent if out.parent.exists() else None))
+    try:  # nothing appears at --out unless everything was written
+        save_transplant(new, new_tok, staging)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"\nwrote {out} (model, tokenizer, transplant_report.json); reload with "
+          f"AutoModelForCausalLM.from_pretrained({str(out)!r})")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Exact bits per byte of a text, beside the plain tokenization's bits per byte."""
     from tokenshift.bytelevel.scoring import plain_token_bits, score_bytes
@@ -154,6 +223,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "audit": (cmd_audit, "compare tokenizers: bytes per token per language, unreachable/duplicate tokens"),
     "generate": (cmd_generate, "continue a prompt byte by byte with exact byte probabilities"),
     "score": (cmd_score, "exact bits per byte of a text under a tokenized model"),
+    "transplant": (cmd_transplant, "give a model a new tokenizer (TokenAdapt and baselines), judged in bits per byte"),
     "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
 }
 
@@ -181,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("model", help=model_help)
     score.add_argument("--text", required=True, type=Path, help="a UTF-8 text file")
     score.add_argument("--max-bytes", type=int, default=2000, help="score the first N bytes (default 2000)")
+    tp = sub.add_parser("transplant", help=COMMANDS["transplant"][1], description=COMMANDS["transplant"][1])
+    tp.add_argument("--model", required=True, help=model_help)
+    tp.add_argument("--tokenizer", required=True, help="the new tokenizer: gpt2, mistral, a folder or tokenizer.json")
+    tp.add_argument("--method", default="tokenadapt", choices=("tokenadapt", "local", "global", "mean", "random", "focus"))
+    tp.add_argument("--out", required=True, type=Path, help="folder to write the converted model to")
+    tp.add_argument("--eval", nargs="+", type=Path, help="text files: bits per byte before and after")
+    tp.add_argument("--eval-bytes", type=int, default=32768, help="score the first N bytes of each (default 32768)")
+    tp.add_argument("--generate", help="print a short greedy continuation of this prompt by the converted model")
+    tp.add_argument("--temperature", type=float, default=0.3, help="TokenAdapt T (default 0.3)")
+    tp.add_argument("--top-k", type=int, default=3, help="TokenAdapt global neighbours k (default 3)")
+    tp.add_argument("--weight", type=float, default=0.3, help="TokenAdapt global weight w (default 0.3)")
+    tp.add_argument("--force", action="store_true", help="replace --out if it exists")
     fim = sub.add_parser("fim", help=COMMANDS["fim"][1], description=COMMANDS["fim"][1])
     fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens")
     fim.add_argument("--prefix-file", required=True, type=Path, help="the code before the gap")

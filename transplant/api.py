@@ -52,6 +52,7 @@ class TransplantReport:
     options: dict[str, Any] = field(default_factory=dict)
     tied: bool = True
     seconds: float = 0.0
+    eval: dict[str, Any] = field(default_factory=dict)  # text -> bits per byte before/after (CLI --eval)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -206,6 +207,13 @@ def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, t
             model.get_output_embeddings().weight.copy_(rows_out.to(dtype))
     if rows_out is None:
         model.tie_weights()
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and getattr(quantizer.quantization_config, "quant_method", None) == "gguf":
+        # a GGUF checkpoint was dequantized on load: the weights are plain floats, save them as such
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     config = model.config
     config.vocab_size = rows_in.shape[0]
     roles = _role_ids(tok, vocab)

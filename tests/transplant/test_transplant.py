@@ -169,3 +169,34 @@ def test_bad_inputs(old, tmp_path):
     small_model = tiny_llama(100, seed=0)
     with pytest.raises(ValueError, match="embedding rows"):
         transplant(small_model, big, tok, method="mean")
+
+
+def test_cli_transplant_writes_nothing_on_failure(tmp_path, capsys):
+    from tokenshift.cli import main
+
+    out = tmp_path / "out"
+    code = main(["transplant", "--model", "smollm2", "--tokenizer", str(tmp_path / "missing"), "--out", str(out)])
+    assert code != 0 and not out.exists()
+    assert "error" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    code = main(["transplant", "--model", "smollm2", "--tokenizer", "gpt2", "--out", str(out), "--eval", str(empty)])
+    assert code != 0 and not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_transplant_smollm2_to_gpt2_reloads(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tokenshift.bytelevel.scoring import token_bits_per_byte
+    from tokenshift.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 20)
+    out = tmp_path / "out"
+    assert main(["transplant", "--model", "smollm2", "--tokenizer", "gpt2", "--method", "mean", "--out", str(out),
+                 "--eval", str(text)]) == 0
+    report = json.loads((out / "transplant_report.json").read_text())
+    model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    again = token_bits_per_byte(model, tok, [text.read_bytes()], progress=False)["bits_per_byte"]
+    assert again == pytest.approx(report["eval"][str(text)]["after"]["bits_per_byte"], rel=1e-5)
