@@ -60,6 +60,21 @@ def summarise(scores: dict[str, dict], original: dict[str, dict]) -> dict:
     return out
 
 
+def save(args, original, results, sweep, eval_bytes, files, methods, done: bool) -> None:
+    metrics = {"original": original, "targets": results, "sweep_gpt2": sweep, "complete": done,
+               "targets_met": {t: e.get("target_half_of_mean") for t, e in results.items()}}
+    write_result(args.out, "transplant",
+                 config={"model": "smollm2 (SmolLM2-135M, offline GGUF)", "aux": "all-MiniLM-L6-v2",
+                         "eval_bytes": eval_bytes, "files": list(files), "methods": list(methods),
+                         "defaults": {"temperature": 0.3, "top_k": 3, "weight": 0.3, "threshold": 0.0},
+                         "quick": args.quick, "metric": "token_bits_per_byte (window 512, after <|endoftext|>/BOS)"},
+                 metrics=metrics,
+                 baseline={"method": "the original SmolLM2 on the same bytes (excess = bpb_new - bpb_original); "
+                                     "FVT mean of subtokens (target: TokenAdapt excess <= 0.5 x mean's)",
+                           "reference": "reference TokenAdapt code, SmolLM2 -> GPT-2 + MiniLM: 0.60 of mean's excess "
+                                        "(../shared/methods/transplant.md)"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="GPT-2 only, three methods, tiny texts (under a minute "
@@ -67,7 +82,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/transplant.json"))
     args = parser.parse_args()
     data = shared_data_dir()
-    eval_bytes = 2048 if args.quick else 16384
+    eval_bytes = 2048 if args.quick else 4096
     files = ("en", "code") if args.quick else ("en", "code", "de", "ru")
     texts = {name: (data / f"{name}.valid.txt").read_bytes()[:eval_bytes] for name in files}
     methods = ("tokenadapt", "mean", "random") if args.quick else METHODS
@@ -119,6 +134,7 @@ def main() -> None:
             entry["target_not_worse_than_parts"] = all(
                 ta <= m[p]["mean_excess_bits_per_byte"] for p in ("local", "global") if p in m)
         results[target] = entry
+        save(args, original, results, [], eval_bytes, files, methods, done=False)  # partial results survive a stop
 
     sweep = []
     if not args.quick:  # T, k and w one at a time around the defaults, GPT-2, en + code
@@ -134,18 +150,7 @@ def main() -> None:
             del new
             gc.collect()
 
-    metrics = {"original": original, "targets": results, "sweep_gpt2": sweep,
-               "targets_met": {t: e.get("target_half_of_mean") for t, e in results.items()}}
-    write_result(args.out, "transplant",
-                 config={"model": "smollm2 (SmolLM2-135M, offline GGUF)", "aux": "all-MiniLM-L6-v2",
-                         "eval_bytes": eval_bytes, "files": list(files), "methods": list(methods),
-                         "defaults": {"temperature": 0.3, "top_k": 3, "weight": 0.3, "threshold": 0.0},
-                         "quick": args.quick, "metric": "token_bits_per_byte (window 512, after <|endoftext|>/BOS)"},
-                 metrics=metrics,
-                 baseline={"method": "the original SmolLM2 on the same bytes (excess = bpb_new - bpb_original); "
-                                     "FVT mean of subtokens (target: TokenAdapt excess <= 0.5 x mean's)",
-                           "reference": "reference TokenAdapt code, SmolLM2 -> GPT-2 + MiniLM: 0.60 of mean's excess "
-                                        "(../shared/methods/transplant.md)"})
+    save(args, original, results, sweep, eval_bytes, files, methods, done=True)
     print(f"wrote {args.out}")
 
 
