@@ -72,3 +72,24 @@ def test_continuation_bits_match_a_plain_forward(url_model):
     assert healed < want  # healing lets the model use "://"
     with pytest.raises(ValueError, match="method"):
         continuation_bits(model, tok, prefix, cont, "magic")
+
+
+def test_context_and_end_tokens_as_a_fim_prompt_uses_them(url_model):
+    """Token ids before the prompt (a FIM prompt) are read as given; end tokens are scored and stop generation."""
+    model, tok, vocab = url_model
+    eos = vocab.eos_id
+    context, prefix, cont = [eos, *vocab.encode(b"see ")], b"https:", b"//ab"
+    ids = vocab.encode(prefix) + vocab.encode_raw(cont)
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([[vocab.bos_id, *context, *ids]])).logits[0].double(), -1)
+    k = len(context) + len(vocab.encode(prefix))
+    want = -sum(float(lp[k + i, t]) for i, t in enumerate(ids[len(vocab.encode(prefix)):])) / math.log(2)
+    got = continuation_bits(model, tok, prefix, cont, "naive", context=context)
+    assert got == pytest.approx(want, rel=1e-9)
+    ended = continuation_bits(model, tok, prefix, cont, "naive", context=context, end_ids=[eos])
+    assert ended == pytest.approx(want - float(lp[k + len(ids) - len(vocab.encode(prefix)), eos]) / math.log(2),
+                                  rel=1e-9)
+    # "://" is the only likely token: ending at it stops after one token
+    assert naive_complete(model, tok, b"https", max_new_tokens=5, context=context,
+                          end_ids=[vocab.pieces.index(b"://")]) == b""
+    assert naive_complete(model, tok, b"https", max_new_tokens=1, context=context) == b"://"
