@@ -1,0 +1,193 @@
+"""Dynamic tokenization (batch-level merges) and the ANN output vocabulary."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
+
+from tokenshift.bytelevel import ByteVocab  # noqa: E402
+from tokenshift.transplant.dynamic import (  # noqa: E402
+    DynamicTokenizer, HeuristicEmbedder, _word_spans, score_dynamic,
+)
+
+TEXTS = ["abbaab abbaab baaab ab", "abbaab. baaab b'a abbaab", "éab éab 1234 12 baaab", "baaab abbaab éab"]
+TEXT = st.text(alphabet="ab é'1\n.", max_size=30).map(lambda s: s.encode("utf-8")) | st.binary(max_size=20)
+
+
+@pytest.fixture(scope="module", params=["byte_bpe", "sp_bpe"])
+def setup(request):
+    tok = byte_bpe() if request.param == "byte_bpe" else sp_bpe("", "bpe", 270)
+    vocab = ByteVocab.from_tokenizer(tok)
+    model = tiny_llama(len(vocab.pieces), seed=3, dtype=torch.float64)
+    return tok, vocab, model
+
+
+def _symbol_spans(dyn, batch, row):
+    """Byte (start, end) of every merged symbol of a row, in text offsets."""
+    spans, offset = [], -len(dyn.vocab.prefix_bytes)
+    for s in batch.ids[row]:
+        n = len(dyn._piece(s, dyn.vocab.pieces, batch.new_pieces))
+        spans.append((offset, offset + n))
+        offset += n
+    return spans
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(TEXT, min_size=1, max_size=4), merges=st.integers(0, 12))
+def test_merging_is_lossless_inside_words_and_deterministic(setup, texts, merges):
+    tok, vocab, _ = setup
+    dyn = DynamicTokenizer(tok, max_merges=merges)
+    batch = dyn.tokenize(texts)
+    again = dyn.tokenize(texts)
+    assert batch.ids == again.ids and batch.new_pieces == again.new_pieces
+    assert len(batch.merges) <= merges
+    for row, data in enumerate(texts):
+        assert dyn.decode(batch, row) == data
+        assert batch.base_ids[row] == vocab.encode(data)
+        starts = set(_word_spans(vocab, data))
+        for lo, hi in _symbol_spans(dyn, batch, row):
+            assert not any(lo < s < hi for s in starts if s > 0), "a merged token crosses a word boundary"
+    assert batch.lengths()[0] <= batch.lengths()[1]
+
+
+def test_merges_shorten_the_batch_and_follow_pair_frequency(setup):
+    tok, vocab, _ = setup
+    dyn = DynamicTokenizer(tok, max_merges=20)
+    batch = dyn.tokenize(TEXTS)
+    assert batch.reduction() > 0.05
+    assert dyn.tokenize(TEXTS, max_merges=0).ids == [vocab.encode(t.encode()) for t in TEXTS]
+    # the first merge is the most frequent adjacent pair inside words
+    none = DynamicTokenizer(tok, max_merges=0).tokenize(TEXTS)
+    from collections import Counter
+
+    pairs = Counter()
+    for t, ids in zip(TEXTS, none.ids):
+        words = DynamicTokenizer(tok)._words(t.encode())[1]
+        for w in words:
+            pairs.update(zip(w, w[1:]))
+    assert pairs[batch.merges[0]] == max(pairs.values())
+
+
+def test_zero_merges_score_as_the_plain_model(setup):
+    tok, vocab, model = setup
+    dyn = DynamicTokenizer(tok, HeuristicEmbedder(model, tok), max_merges=0)
+    batch = dyn.tokenize(TEXTS)
+    got = score_dynamic(model, dyn, batch)
+    want, nbytes = 0.0, 0
+    start = vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    for t in TEXTS:
+        ids = vocab.encode(t.encode())
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=torch.tensor([[start, *ids]])).logits[0].double(), -1)
+        want -= float(lp[torch.arange(len(ids)), torch.tensor(ids)].sum()) / math.log(2)
+        nbytes += len(t.encode())
+    assert got["bytes"] == nbytes
+    assert got["bits_per_byte"] == pytest.approx(want / nbytes, rel=1e-9)
+
+
+def test_merged_scoring_uses_the_embedder_and_its_cache(setup):
+    tok, vocab, model = setup
+    calls = []
+    mean = HeuristicEmbedder(model, tok)
+
+    def counting(pieces):
+        calls.append(list(pieces))
+        return mean(pieces)
+
+    dyn = DynamicTokenizer(tok, counting, max_merges=10)
+    batch = dyn.tokenize(TEXTS)
+    assert batch.new_pieces, "the tiny batch should need new tokens"
+    first = score_dynamic(model, dyn, batch)
+    second = score_dynamic(model, dyn, batch)
+    assert len(calls) == 1 and first == second  # the LRU cache answered the second time
+    assert math.isfinite(first["bits_per_byte"]) and first["tokens"] == batch.lengths()[0]
+    # the FVT row of a new token is the mean of its pieces' rows
+    piece = batch.new_pieces[0]
+    rows_in, _ = dyn.new_rows([piece])
+    parts = vocab.encode_raw(piece)
+    emb = model.get_input_embeddings().weight.detach().float()
+    assert torch.allclose(rows_in[0], emb[parts].mean(0), atol=1e-6)
+
+
+def test_bad_inputs():
+    tok = byte_bpe()
+    with pytest.raises(ValueError, match="max_merges"):
+        DynamicTokenizer(tok, max_merges=-1)
+    with pytest.raises(ValueError, match="boundaries"):
+        DynamicTokenizer(tok, boundaries="sentences")
+    dyn = DynamicTokenizer(tok, max_merges=5)
+    with pytest.raises(ValueError, match="embedder"):
+        dyn.new_rows([b"abab"])
+
+
+# -- the ANN vocabulary -----------------------------------------------------------------------------
+
+faiss = pytest.importorskip("faiss")
+
+
+def _vectors(n=3000, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((50, d)).astype(np.float32)
+
+
+def test_flat_top1_is_the_exact_argmax_and_others_recall():
+    from tokenshift.transplant.ann import AnnVocabulary
+
+    rows, queries = _vectors()
+    exact = np.argmax(queries @ rows.T, 1)
+    tokens = [str(i).encode() for i in range(len(rows))]
+    flat = AnnVocabulary(rows, tokens, index="flat")
+    assert (flat.search(queries, k=1)[1][:, 0] == exact).all()
+    top10 = np.argsort(-(queries @ rows.T), 1)[:, :10]
+    assert (flat.search(queries, k=10)[1] == top10).all()
+    for kind, floor in (("hnsw", 0.95), ("ivfpq", 0.8)):
+        ann = AnnVocabulary(rows, tokens, index=kind, nlist=32, nprobe=16, candidates=64)
+        recall = float((ann.search(queries, k=1)[1][:, 0] == exact).mean())
+        assert recall >= floor, (kind, recall)
+
+
+def test_index_save_load_round_trip(tmp_path):
+    from tokenshift.transplant.ann import AnnVocabulary
+
+    rows, queries = _vectors(800, 16, seed=1)
+    tokens = [bytes([i % 256, i // 256]) for i in range(len(rows))]
+    for kind in ("flat", "hnsw", "ivfpq"):
+        ann = AnnVocabulary(rows, tokens, index=kind, nlist=16)
+        ann.save(tmp_path / kind)
+        back = AnnVocabulary.load(tmp_path / kind)
+        assert back.token_bytes == tokens and back.kind == kind
+        a, b = ann.search(queries, k=5), back.search(queries, k=5)
+        assert (a[1] == b[1]).all() and np.allclose(a[0], b[0])
+    with pytest.raises(FileNotFoundError):
+        AnnVocabulary.load(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="index"):
+        AnnVocabulary(rows, tokens, index="lsh")
+    with pytest.raises(ValueError, match="tokens"):
+        AnnVocabulary(rows, tokens[:-1])
+
+
+def test_ann_generation_over_the_base_vocabulary_is_greedy_generation():
+    from tokenshift.transplant.ann import AnnVocabulary, generate_with_ann
+
+    tok = byte_bpe()
+    vocab = ByteVocab.from_tokenizer(tok)
+    model = tiny_llama(len(vocab.pieces), seed=5, dtype=torch.float32)
+    head = model.get_output_embeddings().weight.detach()
+    pieces = [p or b"" for p in vocab.pieces]
+    ann = AnnVocabulary(head, pieces, index="flat")
+    prompt = b"ab ba"
+    got = generate_with_ann(model, tok, ann, prompt, max_new_tokens=8, stop_ids=set())
+    ids = [vocab.bos_id, *vocab.encode(prompt)]
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
+                             pad_token_id=0, eos_token_id=None)
+    assert got == b"".join(pieces[i] for i in out[0, len(ids):].tolist())
