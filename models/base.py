@@ -1,0 +1,113 @@
+"""What every native byte model here shares: its vocabulary, the ByteModel entry point, save/load.
+
+Inputs are 256 bytes plus id 256, the start of a document (BOS); outputs are
+256 bytes plus slot 256, end of text (`bytelevel.exact.EOT`). Packed training
+rows are documents each starting with BOS, so the same id marks "a document
+ends here" as a target and "a document starts here" as an input.
+
+Saved models are a folder: `config.json` (format version, model type, the
+config dataclass) and `model.safetensors`. `load_pretrained(dir)` reads any of
+them; a folder without our `config.json` is a Hugging Face model instead.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tokenshift.bytelevel.exact import EOT
+
+BOS = 256  # input id that starts a document
+VOCAB = 257  # 256 bytes + BOS (inputs) / + end of text (outputs)
+FORMAT = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+assert EOT == BOS == 256
+
+
+class PretrainedByteLM(nn.Module):
+    """Base of `HATLM` and `ByteLM`: the `ByteModel` protocol and safetensors save/load.
+
+    Subclasses set `model_type`, `config_class` and implement `start(prefix)`.
+    """
+
+    model_type = ""
+    config_class: type = object
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+
+    def start(self, prefix: bytes = b""):  # pragma: no cover - each model has its own state
+        raise NotImplementedError
+
+    def next_byte_logprobs(self, prefix: bytes) -> torch.Tensor:
+        """(257,) log-probs of the next byte (or end of text, slot 256) after `prefix`."""
+        return self.start(prefix).logprobs()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "tokenshift_model": self.model_type, "config": asdict(self.config)}
+        (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(path / WEIGHTS_NAME))
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "PretrainedByteLM":
+        from safetensors.torch import load_file
+
+        meta = read_meta(path)
+        if meta["tokenshift_model"] != cls.model_type:
+            raise ValueError(f"{path} holds a {meta['tokenshift_model']!r} model, not {cls.model_type!r}; "
+                             f"load it with tokenshift.models.load_pretrained")
+        model = cls(cls.config_class(**meta["config"]))
+        model.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME)))
+        return model.to(device).eval()
+
+
+def read_meta(path: str | Path) -> dict:
+    """The checked `config.json` of a saved native model."""
+    file = Path(path) / CONFIG_NAME
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} has no {CONFIG_NAME}; save the model with save_pretrained(dir)")
+    meta = json.loads(file.read_text())
+    if "tokenshift_model" not in meta:
+        raise ValueError(f"{file} is not a tokenshift byte model (a Hugging Face model? load it with transformers)")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{file} has format {meta.get('format')!r}; this version reads format {FORMAT}")
+    return meta
+
+
+def is_native(path: str | Path) -> bool:
+    """True for a folder written by `PretrainedByteLM.save_pretrained`."""
+    file = Path(path) / CONFIG_NAME
+    try:
+        return file.is_file() and "tokenshift_model" in json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> PretrainedByteLM:
+    """Any saved native model (HAT, ByteLM), by the type its config names."""
+    from .bytelm import ByteLM
+    from .hat import HATLM
+
+    kinds = {cls.model_type: cls for cls in (HATLM, ByteLM)}
+    kind = read_meta(path)["tokenshift_model"]
+    if kind not in kinds:
+        raise ValueError(f"unknown model type {kind!r} in {path}; known: {', '.join(kinds)}")
+    return kinds[kind].from_pretrained(path, device)
