@@ -195,7 +195,8 @@ def word_starts(data: bytes, max_word_bytes: int = 32, final: bool = True) -> tu
     """(starts, reveals): each word's first byte, and the byte at which it became known.
 
     With `final=False` a character unfinished at the end is not flushed (what a
-    model reading a prefix knows). Example: `word_starts(b"Hi, yo")` ->
+    model reading a prefix knows); with `final=True` its bytes are revealed at
+    `len(data)`, by the end of the text. Example: `word_starts(b"Hi, yo")` ->
     `([0, 3], [0, 3])`; for "日本" (3 bytes per character) -> `([0, 3], [2, 5])`.
     """
     if not isinstance(data, (bytes, bytearray)):
@@ -207,10 +208,10 @@ def word_starts(data: bytes, max_word_bytes: int = 32, final: bool = True) -> tu
         new = stream.push(byte)
         starts += new
         reveals += [i] * len(new)
-    if final:
+    if final:  # revealed by the end of the text, after the last byte
         new = stream.finish()
         starts += new
-        reveals += [len(data) - 1] * len(new)
+        reveals += [len(data)] * len(new)
     return starts, reveals
 
 
