@@ -56,7 +56,7 @@ class InnerProductIndex:
         return top.values.numpy(), top.indices.numpy()
 
 
-INDEXES = ("flat", "hnsw", "ivfpq")
+INDEXES = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 def _gpu_ok(faiss, device: str) -> bool:
@@ -71,20 +71,29 @@ def _gpu_ok(faiss, device: str) -> bool:
 class AnnVocabulary:
     """Next-token retrieval over a very large output vocabulary (base + n-gram tokens, up to ~1M).
 
-    A FAISS inner-product index proposes `candidates` ids per query; they are
-    re-scored exactly against the full-precision output rows, so the top-1 is
-    the exact argmax whenever it is among the candidates (what recall@1
-    measures). `index`: "flat" (exact), "hnsw" (graph, `hnsw_m` links,
-    `ef_search`), "ivfpq" (inverted lists + product quantisation: `nlist`
-    lists, `pq_m` sub-quantisers of 8 bits, `nprobe` lists searched; the
-    compact one). faiss-gpu is used when present and CUDA is available
-    (`device="auto"`; HNSW stays on the CPU, FAISS has no GPU HNSW).
+    A FAISS index proposes `candidates` ids per query; they are re-scored
+    exactly against the full-precision output rows, so the top-1 is the exact
+    argmax whenever it is among the candidates (what recall@1 measures).
+    `index`: "flat" (exact inner product), "hnsw" (graph: `hnsw_m` links,
+    `ef_construction`, `ef_search`), "ivf" (inverted lists, exact distances
+    inside them: `nlist` lists, `nprobe` searched), "ivfpq" (the same with
+    product quantisation, `pq_m` 8-bit sub-quantisers: the compact one).
+
+    Graph and cluster indexes search by L2 distance, which ranks rows by inner
+    product only when they have equal norms. Two exact transformations make it
+    so: the mean row is subtracted (q.(r - m) = q.r - q.m, the same ranking for
+    a given query; it removes the common direction that LM embeddings share),
+    then each row gets one more coordinate, sqrt(M^2 - |r|^2) with M the largest
+    norm (Bachrach et al. 2014). Optionally the rows are split into `parts`
+    ranges of norm, each with its own M (norm-ranging, Yan et al. 2018), all
+    searched and their candidates pooled. faiss-gpu serves flat and IVF indexes
+    when present with CUDA (`device="auto"`); HNSW stays on the CPU.
     """
 
     def __init__(self, output_embeddings: np.ndarray | torch.Tensor, token_bytes: list[bytes], index: str = "hnsw",
-                 device: str = "auto", candidates: int = 32, hnsw_m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128, nlist: int | None = None, pq_m: int | None = None, nprobe: int = 32,
-                 train_size: int = 100_000, seed: int = 0):
+                 device: str = "auto", candidates: int = 32, parts: int | None = None, hnsw_m: int = 32,
+                 ef_construction: int = 80, ef_search: int = 128, nlist: int | None = None, pq_m: int | None = None,
+                 nprobe: int = 32, train_size: int = 100_000, seed: int = 0):
         faiss = _faiss()
         if faiss is None:
             raise ImportError("AnnVocabulary needs FAISS: pip install faiss-cpu (extra 'ann') or faiss-gpu")
@@ -96,71 +105,112 @@ class AnnVocabulary:
             raise ValueError(f"{len(token_bytes)} tokens but output embeddings of shape {rows.shape}")
         self.rows = np.ascontiguousarray(rows)
         self.token_bytes = list(token_bytes)
-        self.kind, self.candidates = index, candidates
+        self.kind, self.candidates, self.device = index, candidates, device
+        parts = 1 if index == "flat" else (parts or 1)
+        if index == "ivfpq":  # product quantisers train 256 centroids each: keep >= 1024 rows a part
+            parts = max(1, min(parts, len(rows) // 1024))
         self.settings = {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
-                         "nprobe": nprobe}
-        n, d = self.rows.shape
-        if index == "flat":
-            built = faiss.IndexFlatIP(d)
-        elif index == "hnsw":
-            built = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            built.hnsw.efConstruction = ef_construction
-        else:
-            nlist = nlist or max(1, int(4 * math.sqrt(n)))
-            pq_m = pq_m or next(m for m in (64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if d % m == 0 and m <= d)
-            built = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
-            sample = self.rows[np.random.default_rng(seed).choice(n, min(n, max(train_size, 40 * nlist)),
-                                                                  replace=False)]
-            built.train(sample)
-            self.settings.update(nlist=nlist, pq_m=pq_m)
-        built.add(self.rows)
-        self._cpu_index = built
-        self.index = self._place(faiss, built, device)
-        self._tune()
+                         "nprobe": nprobe, "nlist": nlist, "pq_m": pq_m, "train_size": train_size, "seed": seed}
+        self.center = self.rows.mean(0) if index != "flat" else np.zeros(self.rows.shape[1], dtype=np.float32)
+        norms = np.linalg.norm(self.rows - self.center, axis=1)
+        order = np.argsort(norms, kind="stable")
+        self.parts: list[tuple[np.ndarray, float, object]] = []  # (global ids, norm bound, cpu index)
+        for ids in np.array_split(order, min(parts, len(order))):
+            if len(ids):
+                bound = float(norms[ids].max())
+                vectors = self._index_vectors(self.rows[ids] - self.center, bound)
+                self.parts.append((ids, bound, self._build(faiss, vectors)))
+        self._place(faiss)
 
-    def _place(self, faiss, built, device: str):
-        self.device = "cpu"
-        if self.kind != "hnsw" and _gpu_ok(faiss, device):
-            self._resources = faiss.StandardGpuResources()
-            self.device = "cuda"
-            return faiss.index_cpu_to_gpu(self._resources, 0, built)
+    def _build(self, faiss, vectors: np.ndarray):
+        n, wide = vectors.shape
+        if self.kind == "flat":
+            built = faiss.IndexFlatIP(wide)
+        elif self.kind == "hnsw":
+            built = faiss.IndexHNSWFlat(wide, self.settings["hnsw_m"])
+            built.hnsw.efConstruction = self.settings["ef_construction"]
+        else:
+            nlist = self.settings["nlist"] or max(1, int(math.sqrt(n)))
+            nlist = min(nlist, max(1, n // 39))  # FAISS wants >= 39 training points per list
+            if self.kind == "ivf":
+                built = faiss.IndexIVFFlat(faiss.IndexFlatL2(wide), wide, nlist)
+            else:
+                pq_m = self.settings["pq_m"] or next(m for m in (64, 32, 16, 8, 4, 2, 1) if wide % m == 0)
+                built = faiss.IndexIVFPQ(faiss.IndexFlatL2(wide), wide, nlist, pq_m, 8)
+            take = min(n, max(self.settings["train_size"], 40 * nlist))
+            built.train(vectors[np.random.default_rng(self.settings["seed"]).choice(n, take, replace=False)])
+        built.add(vectors)
         return built
 
+    def _index_vectors(self, rows: np.ndarray, bound: float) -> np.ndarray:
+        """Flat: the rows. Else the rows with sqrt(bound^2 - |r|^2) appended (|q' - r'|^2 =
+        |q|^2 + bound^2 - 2 q.r for q' = (q, 0)), zero-padded to a multiple of 64 for IVF-PQ."""
+        if self.kind == "flat":
+            return rows
+        extra = np.sqrt(np.maximum(bound ** 2 - (rows.astype(np.float64) ** 2).sum(1), 0.0))
+        wide = rows.shape[1] + 1
+        if self.kind == "ivfpq":
+            wide = -(-wide // 64) * 64
+        out = np.zeros((len(rows), wide), dtype=np.float32)
+        out[:, : rows.shape[1]] = rows
+        out[:, rows.shape[1]] = extra
+        return out
+
+    def _place(self, faiss) -> None:
+        """Move flat/IVF-PQ parts to the GPU when asked for or available; set the search knobs."""
+        self.placed, self.on = [], "cpu"
+        gpu = self.kind != "hnsw" and _gpu_ok(faiss, self.device)
+        if gpu:
+            self._resources = faiss.StandardGpuResources()
+            self.on = "cuda"
+        for _, _, built in self.parts:
+            self.placed.append(faiss.index_cpu_to_gpu(self._resources, 0, built) if gpu else built)
+        self._tune()
+
     def _tune(self) -> None:
-        if self.kind == "hnsw":
-            self.index.hnsw.efSearch = self.settings["ef_search"]
-        elif self.kind == "ivfpq":
-            self.index.nprobe = self.settings["nprobe"]
+        for index in self.placed:
+            if self.kind == "hnsw":
+                index.hnsw.efSearch = self.settings["ef_search"]
+            elif self.kind != "flat":
+                index.nprobe = self.settings["nprobe"]
 
     def __len__(self) -> int:
         return len(self.token_bytes)
 
     def search(self, queries: np.ndarray | torch.Tensor, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (m, k), best first: index candidates re-scored exactly."""
+        """(scores, ids), each (m, k), best first: every part's candidates re-scored exactly."""
         q = queries.detach().float().cpu().numpy() if isinstance(queries, torch.Tensor) else queries
         q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.float32)
-        c = min(max(k, self.candidates), len(self))
-        _, ids = self.index.search(q, c)
-        safe = np.where(ids < 0, 0, ids)  # -1: the index found fewer than c
-        exact = np.einsum("md,mcd->mc", q, self.rows[safe])
-        exact[ids < 0] = -np.inf
+        found = []
+        for (ids, _, _), index in zip(self.parts, self.placed):
+            c = min(max(k, self.candidates), len(ids))
+            wide = np.zeros((len(q), index.d), dtype=np.float32)
+            wide[:, : q.shape[1]] = q
+            _, local = index.search(wide, c)
+            found.append(np.where(local < 0, -1, ids[np.maximum(local, 0)]))
+        cand = np.concatenate(found, axis=1)
+        exact = np.einsum("md,mcd->mc", q, self.rows[np.maximum(cand, 0)])
+        exact[cand < 0] = -np.inf
         order = np.argsort(-exact, axis=1)[:, :k]
-        return np.take_along_axis(exact, order, 1), np.take_along_axis(ids, order, 1)
+        return np.take_along_axis(exact, order, 1), np.take_along_axis(cand, order, 1)
 
     def memory_bytes(self) -> int:
-        """Bytes the index holds (serialised size) plus the float32 rows kept for re-scoring."""
+        """Bytes the indexes hold (serialised size) plus the float32 rows kept for re-scoring."""
         faiss = _faiss()
-        return int(faiss.serialize_index(self._cpu_index).nbytes) + self.rows.nbytes
+        return sum(int(faiss.serialize_index(built).nbytes) for _, _, built in self.parts) + self.rows.nbytes
 
     def save(self, folder: str | Path) -> Path:
-        """index.faiss + rows.npy + tokens.json in `folder` (beside the model)."""
+        """part-K.faiss + part-K.npy, rows.npy and ann_vocabulary.json in `folder` (beside the model)."""
         faiss = _faiss()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self._cpu_index, str(folder / "index.faiss"))
+        for k, (ids, _, built) in enumerate(self.parts):
+            faiss.write_index(built, str(folder / f"part-{k}.faiss"))
+            np.save(folder / f"part-{k}.npy", ids)
         np.save(folder / "rows.npy", self.rows)
         meta = {"kind": self.kind, "candidates": self.candidates, "settings": self.settings,
-                "tokens": [b.hex() for b in self.token_bytes]}
+                "center": self.center.tolist(),
+                "bounds": [bound for _, bound, _ in self.parts], "tokens": [b.hex() for b in self.token_bytes]}
         (folder / "ann_vocabulary.json").write_text(json.dumps(meta))
         return folder
 
@@ -175,11 +225,12 @@ class AnnVocabulary:
         meta = json.loads((folder / "ann_vocabulary.json").read_text())
         self = cls.__new__(cls)
         self.rows = np.load(folder / "rows.npy")
+        self.center = np.asarray(meta["center"], dtype=np.float32)
         self.token_bytes = [bytes.fromhex(h) for h in meta["tokens"]]
-        self.kind, self.candidates, self.settings = meta["kind"], meta["candidates"], meta["settings"]
-        self._cpu_index = faiss.read_index(str(folder / "index.faiss"))
-        self.index = self._place(faiss, self._cpu_index, device)
-        self._tune()
+        self.kind, self.candidates, self.settings, self.device = meta["kind"], meta["candidates"], meta["settings"], device
+        self.parts = [(np.load(folder / f"part-{k}.npy"), bound, faiss.read_index(str(folder / f"part-{k}.faiss")))
+                      for k, bound in enumerate(meta["bounds"])]
+        self._place(faiss)
         return self
 
 

@@ -262,3 +262,79 @@ def score_dynamic(model: Any, dyn: DynamicTokenizer, batch: DynamicBatch, window
             bits -= float(lp[torch.arange(len(chunk) - 1), torch.tensor(chunk[1:])].sum()) / math.log(2)
             tokens += len(chunk) - 1
     return {"bits_per_byte": bits / max(nbytes, 1), "bits": bits, "bytes": nbytes, "tokens": tokens}
+
+
+def chunk_text(data: bytes, size: int = 512) -> list[bytes]:
+    """Consecutive pieces of about `size` bytes, cut after a newline (else a space) and never inside a character."""
+    out, pos = [], 0
+    while pos < len(data):
+        end = min(len(data), pos + size)
+        if end < len(data):
+            cut = max(data.rfind(b"\n", pos + size // 2, end), data.rfind(b" ", pos + size // 2, end))
+            end = cut + 1 if cut >= 0 else end
+            while end < len(data) and 0x80 <= data[end] < 0xC0:  # do not split a UTF-8 character
+                end += 1
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def evaluate_merges(model: Any, tokenizer: Any, texts: Sequence[bytes], merges: Sequence[int], batch_size: int = 8,
+                    embedder: PieceEmbedder | None = None, progress: bool = True) -> list[dict]:
+    """For each merge budget: tokens, sequence-length reduction and bits per byte over `texts` in batches.
+
+    `texts` are cut into batches of `batch_size`; each batch learns its own
+    merges. The 0-merge row is the plain model (the reference).
+    """
+    from tqdm.auto import tqdm
+
+    embedder = embedder or HeuristicEmbedder(model, tokenizer)
+    dyn = DynamicTokenizer(tokenizer, embedder)
+    batches = [list(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    rows = []
+    for budget in tqdm(list(merges), desc="merge budgets", disable=not progress):
+        merged = base = 0
+        bits = nbytes = 0.0
+        new = 0
+        for batch_texts in batches:
+            batch = dyn.tokenize(batch_texts, max_merges=budget)
+            m, b = batch.lengths()
+            merged, base, new = merged + m, base + b, new + len(batch.new_pieces)
+            scored = score_dynamic(model, dyn, batch)
+            bits, nbytes = bits + scored["bits"], nbytes + scored["bytes"]
+        rows.append({"merges": budget, "tokens": merged, "base_tokens": base, "reduction": 1 - merged / base,
+                     "bits_per_byte": bits / nbytes, "new_tokens_per_batch": new / len(batches)})
+    plain = next((r["bits_per_byte"] for r in rows if r["merges"] == 0), None)
+    for r in rows:
+        r["bpb_cost"] = None if plain is None else r["bits_per_byte"] / plain - 1
+    return rows
+
+
+def ngram_vocabulary(tokenizer: Any, texts: Sequence[bytes], size: int, max_n: int = 4,
+                     progress: bool = True) -> list[tuple[int, ...]]:
+    """The `size` most frequent runs of 2..`max_n` base tokens inside words of `texts` (as base-id tuples).
+
+    The candidate output vocabulary of a decoder that writes in n-gram tokens
+    (the paper extends its base vocabulary to 1M this way); runs whose bytes
+    are already a base token are left out.
+    """
+    from tqdm.auto import tqdm
+
+    dyn = DynamicTokenizer(tokenizer, max_merges=0)
+    counts: Counter = Counter()
+    for data in tqdm(texts, desc="n-grams", disable=not progress):
+        for word in dyn._words(data)[1]:
+            for n in range(2, max_n + 1):
+                for i in range(len(word) - n + 1):
+                    counts[word[i : i + n]] += 1
+    pieces = dyn.vocab.pieces
+    known = dyn._by_bytes
+    out, seen = [], set(known)
+    for gram, _ in counts.most_common():
+        spelled = b"".join(pieces[i] for i in gram)
+        if spelled not in seen:  # one entry per byte string
+            seen.add(spelled)
+            out.append(gram)
+            if len(out) == size:
+                break
+    return out

@@ -149,7 +149,7 @@ def test_flat_top1_is_the_exact_argmax_and_others_recall():
     assert (flat.search(queries, k=1)[1][:, 0] == exact).all()
     top10 = np.argsort(-(queries @ rows.T), 1)[:, :10]
     assert (flat.search(queries, k=10)[1] == top10).all()
-    for kind, floor in (("hnsw", 0.95), ("ivfpq", 0.8)):
+    for kind, floor in (("hnsw", 0.95), ("ivf", 0.95), ("ivfpq", 0.8)):
         ann = AnnVocabulary(rows, tokens, index=kind, nlist=32, nprobe=16, candidates=64)
         recall = float((ann.search(queries, k=1)[1][:, 0] == exact).mean())
         assert recall >= floor, (kind, recall)
@@ -160,7 +160,7 @@ def test_index_save_load_round_trip(tmp_path):
 
     rows, queries = _vectors(800, 16, seed=1)
     tokens = [bytes([i % 256, i // 256]) for i in range(len(rows))]
-    for kind in ("flat", "hnsw", "ivfpq"):
+    for kind in ("flat", "hnsw", "ivf", "ivfpq"):
         ann = AnnVocabulary(rows, tokens, index=kind, nlist=16)
         ann.save(tmp_path / kind)
         back = AnnVocabulary.load(tmp_path / kind)
