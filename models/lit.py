@@ -1,0 +1,152 @@
+"""One LightningModule for HAT, ByteLM and TokenLM: next-id cross-entropy, judged in bits per byte.
+
+The model is chosen by the type of its config (`HATConfig`, `ByteLMConfig`,
+`TokenLMConfig`: `class_path` in the YAML). Bits per byte are the summed
+cross-entropy of every target (end of text included) over the bytes the
+targets spell, so byte and token models share one scale. Validation logs
+`val/bpb_<language>` for each loader of `TextData` and `val/bpb`, their mean.
+Learning rate: linear warmup, then cosine to `min_lr_ratio * lr` at
+`trainer.max_steps` (constant after warmup when there is no step budget).
+Gradient clipping and precision (`32-true`, `bf16-mixed`) are Trainer options.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Union
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from .base import VOCAB
+from .bytelm import ByteLM, ByteLMConfig
+from .hat import HATConfig, HATLM
+from .packing import IGNORE
+from .tokenlm import TokenLM, TokenLMConfig
+
+LN2 = math.log(2.0)
+
+
+def build_model(config: Any, tokenizer: Any = None) -> torch.nn.Module:
+    """The model a config describes (a TokenLM needs the tokenizer its data uses)."""
+    if isinstance(config, HATConfig):
+        return HATLM(config)
+    if isinstance(config, ByteLMConfig):
+        return ByteLM(config)
+    if isinstance(config, TokenLMConfig):
+        if tokenizer is None:
+            raise ValueError("a TokenLM needs its tokenizer: train it with TextData(stream='tokens') "
+                             "or pass tokenizer=")
+        return TokenLM(config, tokenizer)
+    raise TypeError(f"unknown model config {type(config).__name__}; use HATConfig, ByteLMConfig or TokenLMConfig")
+
+
+class LitLM(L.LightningModule):
+    def __init__(self, config: Union[HATConfig, ByteLMConfig, TokenLMConfig], lr: float = 3e-3,
+                 min_lr_ratio: float = 0.1, warmup_steps: int = 100, weight_decay: float = 0.1,
+                 betas: tuple[float, float] = (0.9, 0.95), tokenizer: Any = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["tokenizer"])
+        self.model_config = config
+        self.net: torch.nn.Module | None = None
+        self._tokenizer = tokenizer
+        if not isinstance(config, TokenLMConfig) or tokenizer is not None:
+            self.configure_model()
+        self.history: list[dict] = []  # one record per validation: time, step, bytes seen, bpb per language
+        self._clock = time.perf_counter()
+        self._elapsed = 0.0
+        self._seen_bytes = 0.0
+        self._val: dict[int, list[float]] = {}
+
+    def configure_model(self) -> None:
+        """Build the network (a TokenLM waits for the data module's tokenizer)."""
+        if self.net is not None:
+            return
+        tok = self._tokenizer
+        if tok is None and isinstance(self.model_config, TokenLMConfig):
+            tok = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        self.net = build_model(self.model_config, tok)
+        byte_counts = self.net.target_bytes() if isinstance(self.net, TokenLM) else torch.ones(VOCAB)
+        if not isinstance(self.net, TokenLM):
+            byte_counts[-1] = 0  # end of text spells no byte
+        self.register_buffer("target_bytes", byte_counts, persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.net(ids)
+
+    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean loss, summed nats, bytes spelled by the targets)."""
+        logits = self.net(batch["input"])
+        target = batch["target"]
+        nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE, reduction="sum")
+        keep = target != IGNORE
+        n_bytes = self.target_bytes[target.clamp(min=0)][keep].sum()
+        return nats / keep.sum().clamp(min=1), nats, n_bytes
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, nats, n_bytes = self._losses(batch)
+        now = time.perf_counter()
+        step_s, self._clock = now - self._clock, now
+        self._elapsed += step_s
+        self._seen_bytes += float(n_bytes)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/bpb", nats / LN2 / n_bytes.clamp(min=1), prog_bar=True)
+        self.log("train/bytes_per_s", float(n_bytes) / max(step_s, 1e-9))
+        self.log("train/seen_bytes", self._seen_bytes)
+        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def on_train_start(self) -> None:
+        self._clock = time.perf_counter()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        _, nats, n_bytes = self._losses(batch)
+        acc = self._val.setdefault(dataloader_idx, [0.0, 0.0])
+        acc[0] += float(nats)
+        acc[1] += float(n_bytes)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = {}
+
+    def on_validation_epoch_end(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        names = getattr(dm, "valid_languages", None) or [str(i) for i in sorted(self._val)]
+        record = {"step": int(self.global_step), "time_s": self._elapsed, "seen_bytes": self._seen_bytes, "bpb": {}}
+        for i, (nats, n_bytes) in sorted(self._val.items()):
+            bpb = nats / LN2 / max(n_bytes, 1.0)
+            record["bpb"][names[i]] = bpb
+            self.log(f"val/bpb_{names[i]}", bpb, add_dataloader_idx=False)
+        if record["bpb"]:
+            mean = sum(record["bpb"].values()) / len(record["bpb"])
+            self.log("val/bpb", mean, prog_bar=True, add_dataloader_idx=False)
+            self.history.append(record)
+        self._clock = time.perf_counter()  # validation time is not training time
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        decay = [p for p in self.net.parameters() if p.requires_grad and p.dim() >= 2]
+        rest = [p for p in self.net.parameters() if p.requires_grad and p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}], lr=hp.lr, betas=tuple(hp.betas))
+        total = self.trainer.max_steps if self._trainer is not None else -1
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, hp.warmup_steps, total,
+                                                                              hp.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Multiplier of the base lr: linear warmup over `warmup` steps, cosine to `min_ratio` at `total`.
+
+    Example: warmup 10, total 110, min 0.1: step 0 -> 0.1, step 10 -> 1.0, step 60 -> 0.55, step 110 -> 0.1.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if total is None or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# checkpoints hold the config dataclasses in their hyperparameters: let `torch.load(weights_only=True)` read them
+torch.serialization.add_safe_globals([HATConfig, ByteLMConfig, TokenLMConfig])

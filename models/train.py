@@ -1,0 +1,86 @@
+"""`tokenshift train`: LightningCLI over `LitLM` and `TextData`, configured by YAML.
+
+    tokenshift train --config models/configs/hat-tiny.yaml
+    tokenshift train --config models/configs/hat-tiny.yaml --ckpt_path last      # resume after a kill
+    tokenshift train --config models/configs/tokenlm-tiny.yaml --data.fim_rate 0.5 --data.languages '[code]'
+    tokenshift train --config models/configs/hat-small.yaml --trainer.accelerator gpu \\
+        --trainer.devices 2 --trainer.strategy ddp                                 # DDP (or fsdp) via Lightning
+
+Every option of the YAML can be overridden on the command line (`--help`
+lists them). Checkpoints go where the config's ModelCheckpoint says (every N
+steps plus `last.ckpt`); `--ckpt_path last` resumes from there with the same
+step count, optimizer state and data position. When training ends the model
+is written to `--export_dir` (default `<trainer.default_root_dir>/model`) as
+safetensors + config JSON (an HF folder for TokenLM), ready for
+`tokenshift score DIR` and `tokenshift generate DIR`. Per-step metrics are
+appended to `<default_root_dir>/metrics.jsonl` (a resumed run keeps writing).
+DDP and FSDP work through Lightning's strategies: HAT computes its word layout
+per batch on each rank, so nothing in the data or model is rank-specific.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+
+
+class ExportPretrained(L.Callback):
+    """Write the trained network with `save_pretrained` when training ends (rank 0)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            module.net.save_pretrained(self.path)
+
+
+class MetricsLog(L.Callback):
+    """Append every training step's logged numbers (and each validation's) to a JSON-lines file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def _write(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "lr"))}
+            self._write({"step": trainer.global_step, "wall": time.time(), **metrics})
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking and getattr(module, "history", None):
+            self._write({"step": trainer.global_step, "wall": time.time(), "valid": module.history[-1]})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the YAML and flags, train, export. Returns 0."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from .data import TextData
+    from .lit import LitLM
+
+    class TrainCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                                help="resume from this checkpoint, or 'last' for the latest one")
+            parser.add_argument("--export_dir", type=Optional[str], default=None,
+                                help="where the trained model is saved (default <default_root_dir>/model)")
+
+    cli = TrainCLI(LitLM, TextData, run=False, args=argv, save_config_kwargs={"overwrite": True},
+                   parser_kwargs={"prog": "tokenshift train", "description": __doc__.splitlines()[0]})
+    trainer = cli.trainer
+    root = Path(trainer.default_root_dir)
+    export = Path(cli.config.export_dir) if cli.config.export_dir else root / "model"
+    trainer.callbacks.extend([ExportPretrained(export), MetricsLog(root / "metrics.jsonl")])
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    if trainer.is_global_zero:
+        print(f"model written to {export}; try: tokenshift generate {export} --prompt 'The '")
+    return 0
