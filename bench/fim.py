@@ -33,8 +33,20 @@ as `continuation_bits` on the 32 bytes gives them) are reported as `raw`.
 next newline, at most 48 bytes): `naive_complete` / `token_healing_complete`
 cut at the first newline, against `complete(bm, prompt, max_bytes=48, stop=[b"\\n"])`.
 
-Part (b), FIM with a suffix, needs a FIM-trained model; it is recorded as not
-run, with whether Gemma-3-270M's tokenizer has FIM tokens.
+Part (b), fill in the middle with a suffix, HumanEval-infilling style, on a
+model trained with FIM (`--fim-model DIR`: a TokenLM trained on code.txt with
+`fim_rate` 0.5, see the README; Gemma-3-270M's tokenizer has no FIM tokens,
+which the run records). A Python line of >= 8 non-blank bytes is picked, the
+prefix is cut at a random offset inside it, the middle is the rest of the line
+(with its newline) and the suffix the lines after it. SPM order, where the cut
+prefix runs straight into the middle (`<PRE><SUF> suffix <MID> prefix`):
+naive = the prefix tokenized as it is, healing = its last token backed off,
+exact = `fim_complete(order="spm")`. Figures: bits per byte of the true middle
+followed by the end of the middle, and exact match of the greedy middle's
+line. PSM (`<PRE> prefix <SUF> suffix <MID>`, where the middle starts after a
+special token and nothing is cut) is reported for naive and exact as a control.
+
+    python bench/fim.py --part b --fim-model runs/fim-tokenlm   # adds part (b) to fim.json
 """
 from __future__ import annotations
 
@@ -201,6 +213,114 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+# -- part (b): fill in the middle with a suffix ------------------------------------------------------
+
+PREFIX_MAX, SUFFIX_MAX = 600, 300
+
+
+@dataclass
+class Infill:
+    prefix: bytes
+    middle: bytes
+    suffix: bytes
+
+
+def pick_infills(docs: list[bytes], count: int, rng: random.Random) -> list[Infill]:
+    """Single-line middles: the prefix cut at a random offset inside a line, the middle the rest of it."""
+    out = []
+    while len(out) < count:
+        doc = docs[rng.randrange(len(docs))]
+        starts = [0] + [i + 1 for i, b in enumerate(doc) if b == 10 and i + 1 < len(doc)]
+        k = rng.randrange(1, len(starts) - 1) if len(starts) > 2 else 0
+        start, end = starts[k], starts[k + 1] - 1 if k + 1 < len(starts) else len(doc)
+        if len(doc[start:end].strip()) < 8 or end + 1 >= len(doc):
+            continue
+        cut = rng.randrange(start + 1, end)
+        low = doc.find(b"\n", max(0, cut - PREFIX_MAX)) + 1 if cut > PREFIX_MAX else 0
+        high = doc.rfind(b"\n", end + 1, end + 1 + SUFFIX_MAX)
+        high = high + 1 if high > end else min(len(doc), end + 1 + SUFFIX_MAX)
+        out.append(Infill(doc[low:cut], doc[cut : end + 1], doc[end + 1 : high]))
+    return out
+
+
+def exact_fim_bits(bm: TokenByteModel, prompt: bytes, middle: bytes, context: list[int], ends: list[int],
+                   raw: bool) -> float:
+    """-log2 P(middle, then the end of the middle | context, prompt) under the exact byte model."""
+    state = bm.start(prompt, context=context, end_ids=ends, raw=raw)
+    log_mass = lambda: state.trunk_logp + state.log_prefix_mass()  # noqa: E731
+    base = log_mass()
+    for i, byte in enumerate(middle):
+        if not state.ready():
+            state.prefetch(middle[i : i + 32])
+        state.advance(byte)
+    end = float(state.logprobs()[256])
+    return -(log_mass() - base + end) / LN2
+
+
+def evaluate_infill(item: Infill, bm: TokenByteModel, lm, vocab: ByteVocab) -> dict:
+    from tokenshift.bytelevel.fim import fim_complete
+
+    pre, suf, mid, ends = fim_tokens(vocab)
+    line = item.middle.rstrip(b"\n")
+    budget = len(item.middle) + 16
+    spm = [pre, suf, *vocab.encode_raw(item.suffix), mid]
+    psm = [pre, *vocab.encode(item.prefix), suf, *vocab.encode_raw(item.suffix), mid]
+    first_line = lambda out: out.split(b"\n", 1)[0]  # noqa: E731
+    bits = {
+        "spm": {"naive": continuation_bits(lm, vocab, item.prefix, item.middle, "naive", context=spm, end_ids=ends),
+                "healing": continuation_bits(lm, vocab, item.prefix, item.middle, "healing", context=spm,
+                                             end_ids=ends),
+                "exact": exact_fim_bits(bm, item.prefix, item.middle, spm, ends, raw=False)},
+        "psm": {"naive": continuation_bits(lm, vocab, b"", item.middle, "naive", context=psm, end_ids=ends),
+                "exact": exact_fim_bits(bm, b"", item.middle, psm, ends, raw=True)},
+    }
+    outs = {
+        "spm": {"naive": naive_complete(lm, vocab, item.prefix, budget, context=spm, end_ids=ends),
+                "healing": token_healing_complete(lm, vocab, item.prefix, budget, context=spm, end_ids=ends),
+                "exact": fim_complete(bm, item.prefix, item.suffix, max_bytes=budget, order="spm")},
+        "psm": {"naive": naive_complete(lm, vocab, b"", budget, context=psm, end_ids=ends),
+                "exact": fim_complete(bm, item.prefix, item.suffix, max_bytes=budget, order="psm")},
+    }
+    match = {o: {m: first_line(v) == line for m, v in d.items()} for o, d in outs.items()}
+    return {"bits": bits, "match": match, "bytes": len(item.middle),
+            "example": {"prefix_end": item.prefix[-40:].decode("utf-8", "replace"),
+                        "middle": item.middle.decode("utf-8", "replace"),
+                        "spm": {m: first_line(v).decode("utf-8", "replace") for m, v in outs["spm"].items()}}}
+
+
+def part_b(args, docs: list[bytes]) -> dict:
+    """FIM with a suffix on a FIM-trained model (see the module docstring)."""
+    gemma = "not checked (--quick)" if args.quick else gemma_fim_tokens()
+    folder = args.fim_model
+    if folder is None or not Path(folder).is_dir():
+        return {"status": f"not run: no FIM-trained model at {folder} (train one, see the README)",
+                "gemma3_270m_fim_tokens": gemma}
+    model, tokenizer = load_model(str(folder))
+    bm = TokenByteModel(model, tokenizer)
+    lm, vocab = bm.core.lm, bm.vocab
+    items = pick_infills(docs, args.spans or (3 if args.quick else 300), random.Random(args.seed + 1))
+    rows, t0 = [], time.perf_counter()
+    for i, item in enumerate(items):
+        if time.perf_counter() - t0 > 60 * args.minutes:
+            break
+        rows.append(evaluate_infill(item, bm, lm, vocab))
+        if (i + 1) % 25 == 0:
+            print(f"part b: {i + 1}/{len(items)} middles, {time.perf_counter() - t0:.0f}s", flush=True)
+    total = sum(r["bytes"] for r in rows)
+    out: dict = {"model": str(folder), "middles": len(rows), "middle_bytes": total,
+                 "seconds": time.perf_counter() - t0, "gemma3_270m_fim_tokens": gemma}
+    for order, methods in (("spm", ("naive", "healing", "exact")), ("psm", ("naive", "exact"))):
+        out[order] = {"bits_per_byte": {m: sum(r["bits"][order][m] for r in rows) / total for m in methods},
+                      "exact_match": {m: sum(r["match"][order][m] for r in rows) / len(rows) for m in methods}}
+    spm = out["spm"]
+    out["target_exact_beats_baselines_spm"] = all(
+        spm["bits_per_byte"]["exact"] < spm["bits_per_byte"][m] and spm["exact_match"]["exact"] > spm["exact_match"][m]
+        for m in ("naive", "healing"))
+    out["examples"] = [r["example"] for r in rows[:8]]
+    print({k: v for k, v in out.items() if k != "examples"}, flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 spans, no Gemma check (under a minute)")
@@ -210,12 +330,26 @@ def main() -> None:
                         help="torch threads (1: on a shared 2-core machine, 2 threads run 10-20x slower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/fim.json"))
+    parser.add_argument("--part", choices=("a", "b", "both"), default="both",
+                        help="run part (a), (b) or both; a single part keeps the other's figures in --out")
+    parser.add_argument("--fim-model", type=Path, default=Path("runs/fim-tokenlm"),
+                        help="part (b): a FIM-trained model folder (default runs/fim-tokenlm)")
     args = parser.parse_args()
     count = args.spans or (3 if args.quick else 300)
     torch.set_num_threads(args.threads)
 
     text = (shared_data_dir() / "code.valid.txt").read_bytes()
     docs = re.split(rb"\n\n(?=# file: )", text.rstrip(b"\n"))
+    if args.part == "b":
+        import json
+
+        record = json.loads(args.out.read_text()) if args.out.exists() else None
+        if record is None:
+            raise SystemExit(f"{args.out} has no part (a) yet: run --part a (or both) first")
+        record["metrics"]["fim_with_suffix"] = part_b(args, docs)
+        write_result(args.out, "fim", record["config"], record["metrics"], record["baseline"])
+        print(f"wrote {args.out}")
+        return
     model, tokenizer = load_model("smollm2")
     bm = TokenByteModel(model, tokenizer)
     lm, vocab = bm.core.lm, bm.vocab  # the baselines share the model wrapper and byte vocabulary
@@ -244,10 +378,13 @@ def main() -> None:
         "exact_beats_baselines_match": all(metrics["exact_match"]["exact"] > metrics["exact_match"][m]
                                            for m in ("naive", "healing")),
     }
-    metrics["fim_with_suffix"] = {
-        "status": "not run: needs a FIM-trained code model (models/ pipeline)",
-        "gemma3_270m_fim_tokens": "not checked (--quick)" if args.quick else gemma_fim_tokens(),
-    }
+    if args.part == "both":
+        metrics["fim_with_suffix"] = part_b(args, docs)
+    else:
+        import json
+
+        old = json.loads(args.out.read_text())["metrics"].get("fim_with_suffix") if args.out.exists() else None
+        metrics["fim_with_suffix"] = old or {"status": "not run (--part a)"}
     metrics["examples"] = [
         {"prompt_end": r["prompt_end"].decode("utf-8", "replace"), "line": r["line"].decode("utf-8", "replace"),
          "completion": {k: v.decode("utf-8", "replace") for k, v in r["completion"].items()}}
