@@ -62,6 +62,10 @@ class MetricsLog(L.Callback):
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the YAML and flags, train, export. Returns 0."""
+    import os
+    import warnings
+
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # LightningCLI's, not ours to fix
     from lightning.pytorch.cli import LightningCLI
 
     from .data import TextData
@@ -74,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.add_argument("--export_dir", type=Optional[str], default=None,
                                 help="where the trained model is saved (default <default_root_dir>/model)")
 
-    cli = TrainCLI(LitLM, TextData, run=False, args=argv, save_config_kwargs={"overwrite": True},
-                   parser_kwargs={"prog": "tokenshift train", "description": __doc__.splitlines()[0]})
+    with warnings.catch_warnings():  # `args=` beside sys.argv is intended: `tokenshift train` hands them on
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+        cli = TrainCLI(LitLM, TextData, run=False, args=argv, save_config_kwargs={"overwrite": True},
+                       parser_kwargs={"prog": "tokenshift train", "description": __doc__.splitlines()[0]})
     trainer = cli.trainer
     root = Path(trainer.default_root_dir)
     export = Path(cli.config.export_dir) if cli.config.export_dir else root / "model"
