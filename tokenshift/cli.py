@@ -92,7 +92,10 @@ def _unescape(text: str) -> str:
 def _byte_model(name: str):
     from tokenshift.assets import load_model
     from tokenshift.bytelevel.exact import TokenByteModel
+    from tokenshift.models.base import is_native, load_pretrained
 
+    if is_native(name):  # a HAT or ByteLM folder from `tokenshift train`: a ByteModel itself
+        return load_pretrained(name)
     model, tokenizer = load_model(name)
     return TokenByteModel(model, tokenizer)
 
@@ -210,13 +213,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     text = read_text_bytes(args.text)[: args.max_bytes]
     bm = _byte_model(args.model)
     exact = -score_bytes(bm, text, progress=True)
-    plain = plain_token_bits(bm, text)
     n = len(text)
+    if not hasattr(bm, "core"):  # a native byte model: no tokenization to compare with
+        print(f"{args.text}: {n} bytes\n  exact bits/byte {exact / n:.4f}")
+        return 0
+    plain = plain_token_bits(bm, text)
     print(f"{args.text}: {n} bytes, {plain.tokens} tokens")
     print(f"  exact bits/byte (all canonical covers) {exact / n:.4f}")
     print(f"  plain token bits/byte (one tokenization) {plain.bits / n:.4f}")
     print(f"  difference {(plain.bits - exact) / n:.2e} bits/byte")
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train HAT, ByteLM or TokenLM with LightningCLI (all arguments go to it; see models/train.py)."""
+    from tokenshift.models.train import main as train_main
+
+    return train_main(args.rest)
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -225,6 +238,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "score": (cmd_score, "exact bits per byte of a text under a tokenized model"),
     "transplant": (cmd_transplant, "give a model a new tokenizer (TokenAdapt and baselines), judged in bits per byte"),
     "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
+    "train": (cmd_train, "train a byte-level LM (HAT, ByteLM) or a BPE baseline from a YAML config (LightningCLI)"),
 }
 
 
@@ -273,12 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     fim.add_argument("--seed", type=int, default=0)
     fim.add_argument("--stop", nargs="*", help="stop after any of these strings")
     fim.add_argument("--middle-only", action="store_true", help="print only the middle")
+    sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1], add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "train":  # only `train` hands its arguments on (to LightningCLI)
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     func = COMMANDS[args.command][0]
     try:
         return func(args)
