@@ -169,9 +169,11 @@ def cmd_transplant(args: argparse.Namespace) -> int:
     if not hasattr(new_tok, "save_pretrained"):
         raise UserError(f"{args.tokenizer} is not a Hugging Face tokenizer, so the converted model could not be "
                         "saved with it; pass a tokenizer folder (tokenizer.json)")
+    if (args.method == "zett") != bool(args.hypernet):
+        raise UserError("--method zett needs --hypernet DIR, and --hypernet is only used by --method zett")
     model, old_tok = load_model(args.model)
     new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature, top_k=args.top_k,
-                     weight=args.weight)
+                     weight=args.weight, hypernet=args.hypernet)
     report = new.transplant_report
     print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
           f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
@@ -225,6 +227,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_hypernet(args: argparse.Namespace) -> int:
+    """Train a ZeTT hypernetwork with LightningCLI (all arguments go to it; see hypernet/train.py)."""
+    from tokenshift.hypernet.train import main as train_main
+
+    return train_main(args.rest)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train HAT, ByteLM or TokenLM with LightningCLI (all arguments go to it; see models/train.py)."""
     from tokenshift.models.train import main as train_main
@@ -239,6 +248,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "transplant": (cmd_transplant, "give a model a new tokenizer (TokenAdapt and baselines), judged in bits per byte"),
     "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
     "train": (cmd_train, "train a byte-level LM (HAT, ByteLM) or a BPE baseline from a YAML config (LightningCLI)"),
+    "train-hypernet": (cmd_train_hypernet, "train a ZeTT hypernetwork that predicts a model's embeddings for any tokenizer"),
 }
 
 
@@ -268,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp = sub.add_parser("transplant", help=COMMANDS["transplant"][1], description=COMMANDS["transplant"][1])
     tp.add_argument("--model", required=True, help=model_help)
     tp.add_argument("--tokenizer", required=True, help="the new tokenizer: gpt2, mistral, a folder or tokenizer.json")
-    tp.add_argument("--method", default="tokenadapt", choices=("tokenadapt", "local", "global", "mean", "random", "focus"))
+    tp.add_argument("--method", default="tokenadapt", choices=("tokenadapt", "local", "global", "mean", "random", "focus", "zett"))
+    tp.add_argument("--hypernet", help="with --method zett: a hypernetwork folder from `tokenshift train-hypernet`")
     tp.add_argument("--out", required=True, type=Path, help="folder to write the converted model to")
     tp.add_argument("--eval", nargs="+", type=Path, help="text files: bits per byte before and after")
     tp.add_argument("--eval-bytes", type=int, default=32768, help="score the first N bytes of each (default 32768)")
@@ -288,13 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     fim.add_argument("--stop", nargs="*", help="stop after any of these strings")
     fim.add_argument("--middle-only", action="store_true", help="print only the middle")
     sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1], add_help=False)
+    sub.add_parser("train-hypernet", help=COMMANDS["train-hypernet"][1], add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "train":  # only `train` hands its arguments on (to LightningCLI)
+    if rest and args.command not in ("train", "train-hypernet"):  # these hand their arguments to LightningCLI
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     func = COMMANDS[args.command][0]

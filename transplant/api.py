@@ -9,7 +9,10 @@ The model's input embeddings and LM head are rebuilt for the new vocabulary:
    role (bos, eos, pad, unk); the mapping is reported;
 3. every other new token gets rows from the chosen heuristic
    (`transplant.heuristics`), falling back to a random draw where the
-   heuristic has nothing to go on.
+   heuristic has nothing to go on; or, with `method="zett"`, from a trained
+   ZeTT hypernetwork (`tokenshift.hypernet`). ZeTT itself predicts the shared
+   tokens too; here they are copied like every method's (its lexical loss
+   trains it to reproduce exactly those rows), unless `copy_shared=False`.
 
 Tied heads stay tied; an untied head gets the same heuristic weights applied
 to its own rows. The config (`vocab_size`, bos/eos/pad ids) and generation
@@ -34,7 +37,8 @@ from tokenshift.bytelevel import ByteVocab
 from . import heuristics
 from .aux import AuxEmbedder, Embedder
 
-METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus")
+METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus")  # need only the model and tokenizers
+TRAINED_METHODS = ("zett",)  # need a trained network (hypernet=)
 NEEDS_AUX = ("tokenadapt", "local", "global", "focus")
 
 
@@ -94,17 +98,25 @@ def _heads(model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "tokenadapt",
                aux_embedder: Embedder | None = None, temperature: float = 0.3, top_k: int = 3, weight: float = 0.3,
-               threshold: float = 0.0, seed: int = 0, inplace: bool = False) -> Any:
+               threshold: float = 0.0, seed: int = 0, inplace: bool = False, hypernet: Any = None,
+               copy_shared: bool = True) -> Any:
     """A copy of `model` (or `model` itself with `inplace`) that reads and writes `new_tokenizer`'s ids.
 
-    `method`: one of METHODS. `aux_embedder`: a callable `list[str] -> (n, d)`
+    `method`: one of METHODS or TRAINED_METHODS. `aux_embedder`: a callable `list[str] -> (n, d)`
     for the methods that compare token strings (default all-MiniLM-L6-v2).
     TokenAdapt's options: `temperature` (T), `top_k` (k), `weight` (w: the
-    global share), `threshold` (global neighbours below it are dropped). The
-    report is `model.transplant_report` (a `TransplantReport`).
+    global share), `threshold` (global neighbours below it are dropped).
+    `hypernet`: for "zett", a trained `HyperNetwork` or its folder.
+    `copy_shared=False` makes the method produce the shared tokens' rows too.
+    The report is `model.transplant_report` (a `TransplantReport`).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in METHODS + TRAINED_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS + TRAINED_METHODS)}")
+    if method == "zett" and hypernet is None:
+        raise ValueError("method='zett' needs hypernet=: a HyperNetwork, or a folder written by "
+                         "`tokenshift train-hypernet`")
+    if method != "zett" and hypernet is not None:
+        raise ValueError(f"hypernet= is only used by method='zett', not {method!r}")
     started = time.perf_counter()
     old, new = _vocab(old_tokenizer), _vocab(new_tokenizer)
     rows_in, rows_out = _heads(model)
@@ -118,7 +130,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     src = heuristics.Source(old, rows_in, rows_out, aux_embedder)
     report = TransplantReport(method, len(old.pieces), len(new.pieces), tied=rows_out is None,
                               options={"temperature": temperature, "top_k": top_k, "weight": weight,
-                                       "threshold": threshold, "seed": seed})
+                                       "threshold": threshold, "seed": seed, "copy_shared": copy_shared})
     n_new, dim = len(new.pieces), rows_in.shape[1]
     out_in = torch.zeros(n_new, dim)
     out_out = None if rows_out is None else torch.zeros(n_new, dim)
@@ -126,7 +138,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
 
     # 1. shared tokens, by bytes
     by_bytes = _old_ids_by_bytes(old, rows_in.shape[0])
-    shared_new = [i for i, p in enumerate(new.pieces) if p and p in by_bytes]
+    shared_new = [i for i, p in enumerate(new.pieces) if p and p in by_bytes] if copy_shared else []
     shared_old = np.array([by_bytes[new.pieces[i]] for i in shared_new], dtype=np.int64)
     if shared_new:
         index = torch.tensor(shared_new)
@@ -172,6 +184,8 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
             est = heuristics.mean(src, pieces)
         elif method == "focus":
             est = heuristics.focus(src, pieces, shared_old)
+        elif method == "zett":
+            est = _zett(hypernet, src, pieces)
         else:
             est = heuristics.random(src, pieces, seed)
         fallback = heuristics.random(src, pieces, seed)
@@ -195,6 +209,30 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     report.seconds = time.perf_counter() - started
     result.transplant_report = report
     return result
+
+
+def _zett(hypernet: Any, src: heuristics.Source, pieces: list[bytes]) -> heuristics.Estimate:
+    """Rows predicted by a ZeTT hypernetwork trained for this model and its tokenizer."""
+    import warnings
+
+    from tokenshift.hypernet import HyperNetwork
+
+    hn = hypernet if isinstance(hypernet, HyperNetwork) else HyperNetwork.from_pretrained(hypernet)
+    c = hn.config
+    if (c.base_vocab, c.base_dim) != tuple(src.rows_in.shape) or c.separate_out != (src.rows_out is not None):
+        raise ValueError(f"the hypernetwork was trained for a base with {c.base_vocab} x {c.base_dim} embeddings "
+                         f"({'untied' if c.separate_out else 'tied'} head), but this model has "
+                         f"{tuple(src.rows_in.shape)} ({'untied' if src.rows_out is not None else 'tied'}); "
+                         "use the hypernetwork trained for this model")
+    if hn.vocab.pieces[: c.base_vocab] != src.old.pieces[: c.base_vocab]:
+        raise ValueError("the hypernetwork was trained with another base tokenizer than old_tokenizer; pass the "
+                         "tokenizer the hypernetwork's base model uses")
+    if not torch.allclose(hn.rows_in.cpu(), src.rows_in, atol=1e-4):
+        warnings.warn("this model's embeddings differ from those the hypernetwork was trained on (a fine-tuned "
+                      "model?); its predictions assume the original rows", stacklevel=3)
+    rows_in, rows_out = hn.embed_pieces(pieces)
+    ok = np.ones(len(pieces), dtype=bool)
+    return heuristics.Estimate(rows_in, rows_out if c.separate_out else None, ok, ["zett"] * len(pieces))
 
 
 def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, tok: Any, vocab: ByteVocab) -> None:

@@ -7,8 +7,7 @@ import numpy as np
 import torch
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.bytelevel.trie import TokenTrie
-from tokenshift.bytelevel.utf8 import utf8_runs
+from tokenshift.hypernet.decompose import Decomposer
 
 from ..aux import Embedder, token_text
 
@@ -22,7 +21,7 @@ class Source:
     rows_out: torch.Tensor | None  # (V_old, d) output rows when untied; None when tied
     aux: Embedder | None
     _aux_old: np.ndarray | None = field(default=None, repr=False)
-    _trie: TokenTrie | None = field(default=None, repr=False)
+    _decomposer: Decomposer | None = field(default=None, repr=False)
 
     @property
     def anchor_ids(self) -> np.ndarray:
@@ -48,37 +47,10 @@ class Source:
         return np.asarray(self.aux([token_text(p) for p in pieces]), dtype=np.float32)
 
     def decompose(self, piece: bytes) -> list[int]:
-        """The old tokenizer's ids for a new token's bytes (its own byte-level rules: cut characters too).
-
-        A byte the old vocabulary cannot spell (SmolLM2 lacks a few control bytes) is left out.
-        """
-        ids: list[int] = []
-        for text, raw in utf8_runs(piece):
-            if text is not None:
-                ids += self.old.encode_raw(raw, strict=False)
-            elif self.old.byte_token(raw[0]) is not None:
-                ids.append(self.old.byte_token(raw[0]))
-        if all(self._usable(i) for i in ids):
-            return ids
-        return self._longest_first(piece)  # the tokenizer made ids without rows: split by what has rows
-
-    def _usable(self, i: int) -> bool:
-        return i < self.rows_in.shape[0] and bool(self.old.pieces[i])
-
-    def _longest_first(self, piece: bytes) -> list[int]:
-        if self._trie is None:
-            n = self.rows_in.shape[0]
-            self._trie = TokenTrie([p if i < n else None for i, p in enumerate(self.old.pieces)])
-        ids, pos = [], 0
-        while pos < len(piece):
-            found = self._trie.prefix_ids(piece[pos:])
-            if not found:
-                pos += 1
-                continue
-            length, group = max(found, key=lambda f: f[0])
-            ids.append(min(group))
-            pos += length
-        return ids
+        """The old tokenizer's ids for a new token's bytes (see `tokenshift.hypernet.decompose`)."""
+        if self._decomposer is None:
+            self._decomposer = Decomposer(self.old, self.rows_in.shape[0])
+        return self._decomposer(piece)
 
     def mix(self, ids: np.ndarray, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Weighted sums of old rows: ids (n, m) with weights (n, m) -> (n, d) input (and output) rows."""
