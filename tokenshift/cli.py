@@ -227,6 +227,37 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dynamic(args: argparse.Namespace) -> int:
+    """Batch-level merges on a text: sequence-length reduction and bits per byte per merge budget."""
+    from tokenshift.assets import load_model
+    from tokenshift.data import read_text_bytes
+    from tokenshift.transplant.dynamic import HeuristicEmbedder, chunk_text, evaluate_merges
+
+    if args.batch_size < 1 or args.chunk_bytes < 16:
+        raise UserError("--batch-size must be >= 1 and --chunk-bytes >= 16")
+    if any(m < 0 for m in args.merges):
+        raise UserError("--merges must be >= 0")
+    texts = []
+    for path in args.text:
+        texts += chunk_text(read_text_bytes(path)[: args.max_bytes], args.chunk_bytes)
+    model, tok = load_model(args.model)
+    if args.hypernet:
+        from tokenshift.hypernet import HyperNetwork
+        from tokenshift.transplant.dynamic import hypernet_embedder
+
+        embedder = hypernet_embedder(HyperNetwork.from_pretrained(args.hypernet))
+    else:
+        embedder = HeuristicEmbedder(model, tok, method="mean")
+    merges = sorted(set([0, *args.merges]))
+    rows = evaluate_merges(model, tok, texts, merges, batch_size=args.batch_size, embedder=embedder)
+    table = [[str(r["merges"]), str(r["tokens"]), f"{100 * r['reduction']:.1f}%", f"{r['bits_per_byte']:.4f}",
+              f"{100 * r['bpb_cost']:+.2f}%", f"{r['new_tokens_per_batch']:.1f}"] for r in rows]
+    print(f"{len(texts)} chunks of ~{args.chunk_bytes} bytes, batches of {args.batch_size}, "
+          f"new-token rows from {'the hypernet' if args.hypernet else 'FVT (mean of pieces)'}")
+    print(_format_table(table, ["merges", "tokens", "shorter", "bits/byte", "bpb cost", "new tokens/batch"]))
+    return 0
+
+
 def cmd_train_hypernet(args: argparse.Namespace) -> int:
     """Train a ZeTT hypernetwork with LightningCLI (all arguments go to it; see hypernet/train.py)."""
     from tokenshift.hypernet.train import main as train_main
@@ -249,6 +280,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
     "train": (cmd_train, "train a byte-level LM (HAT, ByteLM) or a BPE baseline from a YAML config (LightningCLI)"),
     "train-hypernet": (cmd_train_hypernet, "train a ZeTT hypernetwork that predicts a model's embeddings for any tokenizer"),
+    "dynamic": (cmd_dynamic, "dynamic tokenization: batch-level merges, shorter sequences and their bits-per-byte cost"),
 }
 
 
@@ -298,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     fim.add_argument("--seed", type=int, default=0)
     fim.add_argument("--stop", nargs="*", help="stop after any of these strings")
     fim.add_argument("--middle-only", action="store_true", help="print only the middle")
+    dyn = sub.add_parser("dynamic", help=COMMANDS["dynamic"][1], description=COMMANDS["dynamic"][1])
+    dyn.add_argument("model", help=model_help)
+    dyn.add_argument("--text", required=True, nargs="+", type=Path, help="UTF-8 text files")
+    dyn.add_argument("--merges", nargs="+", type=int, default=[16, 64, 256], help="merge budgets per batch")
+    dyn.add_argument("--batch-size", type=int, default=8, help="chunks per batch (merges are learned per batch)")
+    dyn.add_argument("--chunk-bytes", type=int, default=512, help="bytes per chunk (default 512)")
+    dyn.add_argument("--max-bytes", type=int, default=16384, help="read the first N bytes of each file")
+    dyn.add_argument("--hypernet", help="a trained ZeTT hypernetwork folder for the new tokens' rows (default FVT)")
     sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1], add_help=False)
     sub.add_parser("train-hypernet", help=COMMANDS["train-hypernet"][1], add_help=False)
     return parser
