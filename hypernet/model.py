@@ -115,9 +115,11 @@ class HyperNetwork(nn.Module):
             raise ValueError("pass output rows exactly when config.separate_out (an untied base LM head)")
         self.base_tokenizer = base_tokenizer
         self.vocab = ByteVocab.from_tokenizer(base_tokenizer)
-        if len(self.vocab) > c.base_vocab + 1024 or len([p for p in self.vocab.pieces[: c.base_vocab] if p]) < 2:
-            raise ValueError(f"the base tokenizer has {len(self.vocab)} ids but the embedding matrix has "
-                             f"{c.base_vocab} rows: pass the tokenizer the base model was trained with")
+        beyond = [i for i, p in enumerate(self.vocab.pieces) if p and i >= c.base_vocab]
+        if beyond:  # ids past the matrix are fine for added specials, never for tokens with bytes
+            raise ValueError(f"the base tokenizer has {len(self.vocab)} ids (token {beyond[0]} stands for bytes) "
+                             f"but the embedding matrix has {c.base_vocab} rows: pass the tokenizer the base "
+                             "model was trained with")
         self.decomposer = Decomposer(self.vocab, c.base_vocab)
         # frozen base rows: not parameters, and saved by save_pretrained rather than in training checkpoints
         self.register_buffer("rows_in", rows_in.detach().float().clone(), persistent=False)
