@@ -60,6 +60,28 @@ def take_bytes(docs: list[str], limit: int | None) -> list[str]:
     return out
 
 
+def line_spans(text: str, max_chars: int) -> list[str]:
+    """`text` cut into pieces of at most `max_chars` characters, at line ends where it can be.
+
+    Example: line_spans("ab\ncd\nef", 6) -> ["ab\ncd\n", "ef"]; a longer line is cut anywhere.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    spans, cur = [], ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > max_chars:  # a line longer than a span
+            if cur:
+                spans.append(cur)
+                cur = ""
+            spans.append(line[:max_chars])
+            line = line[max_chars:]
+        if len(cur) + len(line) > max_chars:
+            spans.append(cur)
+            cur = ""
+        cur += line
+    return spans + [cur] if cur else spans
+
+
 class Rows(Dataset):
     """Packed rows held in memory: (inputs, targets), (N, T) each."""
 
@@ -111,6 +133,8 @@ class TextData(L.LightningDataModule):
         fim_rate: fraction of training documents rewritten for fill-in-the-middle (tokens only; 0.5 in
             Bavarian et al.). A tokenizer trained here gets the FIM tokens whenever fim_rate > 0.
         fim_spm_rate: fraction of the FIM documents in SPM order (the rest PSM).
+        fim_span_chars: with FIM, cut training documents into spans of at most this many characters
+            (at line ends) first, so a span and its FIM rewrite fit in a row (context-level FIM).
         seq_len: ids per row.
         train_bytes / valid_bytes: UTF-8 bytes read per language (None: all).
     """
@@ -118,7 +142,7 @@ class TextData(L.LightningDataModule):
     def __init__(self, languages: list[str] | None = None, train_files: list[str] | None = None,
                  valid_files: list[str] | None = None, stream: Literal["bytes", "tokens"] = "bytes",
                  tokenizer: str | None = None, vocab_size: int = 4096, fim_rate: float = 0.0,
-                 fim_spm_rate: float = 0.5, seq_len: int = 512, batch_size: int = 16,
+                 fim_spm_rate: float = 0.5, fim_span_chars: int | None = None, seq_len: int = 512, batch_size: int = 16,
                  valid_batch_size: int | None = None, train_bytes: int | None = None,
                  valid_bytes: int | None = 65536, tokenizer_bytes: int = 1 << 20, seed: int = 0,
                  num_workers: int = 0):
@@ -134,7 +158,7 @@ class TextData(L.LightningDataModule):
         self.languages = list(languages or ["en", "code", "de", "ru", "ja"])
         self.train_files, self.valid_files = train_files, valid_files
         self.stream, self.tokenizer_path, self.vocab_size = stream, tokenizer, vocab_size
-        self.fim_rate, self.fim_spm_rate = fim_rate, fim_spm_rate
+        self.fim_rate, self.fim_spm_rate, self.fim_span_chars = fim_rate, fim_spm_rate, fim_span_chars
         self.seq_len, self.batch_size = seq_len, batch_size
         self.valid_batch_size = valid_batch_size or batch_size
         self.train_bytes, self.valid_bytes, self.tokenizer_bytes = train_bytes, valid_bytes, tokenizer_bytes
@@ -211,8 +235,11 @@ class TextData(L.LightningDataModule):
             encode = lambda text: vocab.encode_raw(text.encode("utf-8"))  # noqa: E731  (specials stay text)
             rng = random.Random(self.seed)
             tokens = fim_token_ids(vocab) if self.fim_rate > 0 else None
+            docs = [d for docs in train.values() for d in docs]
+            if tokens and self.fim_span_chars:
+                docs = [span for d in docs for span in line_spans(d, self.fim_span_chars)]
             train_ids = [fim_document(d, encode, tokens, self.fim_rate, self.fim_spm_rate, rng) if tokens
-                         else encode(d) for docs in train.values() for d in docs]
+                         else encode(d) for d in docs]
         self.bos = bos
         self.train_rows = Rows(*pack(train_ids, bos, eot, self.seq_len))
         self.valid_rows = {lang: Rows(*pack([encode(d) for d in docs], bos, eot, self.seq_len))

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenshift.models.data import StepBatches, TextData, split_documents, take_bytes
+from tokenshift.models.data import StepBatches, TextData, line_spans, split_documents, take_bytes
 from tokenshift.models.packing import IGNORE, pack
 
 BOS = 99
@@ -64,6 +64,10 @@ def test_split_documents_and_take_bytes():
     code = "# file: a.py\nx = 1\n\ny = 2\n\n# file: b.py\nz = 3\n"
     assert split_documents(code) == ["# file: a.py\nx = 1\n\ny = 2", "# file: b.py\nz = 3"]
     assert take_bytes(["ab", "日本"], 5) == ["ab", "日"]  # cut between characters
+    assert line_spans("ab\ncd\nef", 6) == ["ab\ncd\n", "ef"]
+    assert line_spans("abcdefg\nh", 3) == ["abc", "def", "g\nh"]
+    text = "x = 1\n" * 50 + "y" * 20
+    assert "".join(line_spans(text, 16)) == text and all(len(s) <= 16 for s in line_spans(text, 16))
 
 
 @pytest.fixture(scope="module")
