@@ -33,6 +33,7 @@ the same step with the same data. The trained network is written with
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -296,11 +297,14 @@ class ExportHypernet(L.Callback):
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             module.hypernet.save_pretrained(self.path)
+            info = {"global_step": trainer.global_step, "hparams": {k: v for k, v in module.hparams.items()}}
+            (self.path / "training.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 
 def train_hypernet(base_model: Any, base_tokenizer: Any, corpus: list[str], out_dir: str | Path, steps: int = 1000,
                    batch_size: int = 8, text_chars: int = 1024, resume: bool = True, max_time: Optional[str] = None,
-                   checkpoint_every: int = 100, progress: bool = True, **options: Any) -> HyperNetwork:
+                   checkpoint_every: int = 100, progress: bool = True, accelerator: str = "auto",
+                   **options: Any) -> HyperNetwork:
     """Train a hypernet for `base_model` (a HF causal LM) and its tokenizer on `corpus` (texts, or paths of
     UTF-8 files); returns it, also saved to `out_dir/hypernet`. Checkpoints go to `out_dir/checkpoints`;
     with `resume` a run continues from `last.ckpt` there. `options`: `HyperNetModule` arguments
@@ -312,7 +316,7 @@ def train_hypernet(base_model: Any, base_tokenizer: Any, corpus: list[str], out_
     module = HyperNetModule(base_model="<object>", _objects=(base_model, base_tokenizer), **options)
     data = HyperNetData(batch_size=batch_size, text_chars=text_chars, seed=options.get("seed", 0), texts=texts)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=checkpoint_every, save_last=True)
-    trainer = L.Trainer(max_steps=steps, max_time=max_time, gradient_clip_val=0.1, accelerator="auto", devices=1,
+    trainer = L.Trainer(max_steps=steps, max_time=max_time, gradient_clip_val=0.1, accelerator=accelerator, devices=1,
                         default_root_dir=out, logger=False, enable_progress_bar=progress,
                         enable_model_summary=False, callbacks=[ckpt, ExportHypernet(out / "hypernet")])
     last = out / "checkpoints" / "last.ckpt"
