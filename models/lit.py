@@ -123,6 +123,16 @@ class LitLM(L.LightningModule):
             self.history.append(record)
         self._clock = time.perf_counter()  # validation time is not training time
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the clock, the bytes seen and the validation history across a resume."""
+        checkpoint["tokenshift"] = {"elapsed": self._elapsed, "seen_bytes": self._seen_bytes, "history": self.history}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("tokenshift", {})
+        self._elapsed = state.get("elapsed", 0.0)
+        self._seen_bytes = state.get("seen_bytes", 0.0)
+        self.history = list(state.get("history", []))
+
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         decay = [p for p in self.net.parameters() if p.requires_grad and p.dim() >= 2]

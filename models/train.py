@@ -28,12 +28,16 @@ import lightning as L
 
 
 class ExportPretrained(L.Callback):
-    """Write the trained network with `save_pretrained` when training ends (rank 0)."""
+    """When training ends: a `last.ckpt` beside the periodic ones (so `--ckpt_path last` with a larger
+    `max_steps` continues from the end), and the network via `save_pretrained` (rank 0)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None and getattr(ckpt, "dirpath", None):
+            trainer.save_checkpoint(Path(ckpt.dirpath) / "last.ckpt")  # every rank takes part
         if trainer.is_global_zero:
             module.net.save_pretrained(self.path)
 
