@@ -12,6 +12,9 @@ from tokenshift.hypernet.decompose import Decomposer
 from ..aux import Embedder, token_text
 
 
+CHUNK = 4096  # new tokens per step of the (n, pieces, dim) computations
+
+
 @dataclass
 class Source:
     """The old model's side: its vocabulary, its embedding rows, and the auxiliary space."""
@@ -55,9 +58,12 @@ class Source:
     def mix(self, ids: np.ndarray, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Weighted sums of old rows: ids (n, m) with weights (n, m) -> (n, d) input (and output) rows."""
         index = torch.from_numpy(ids)
-        rows_in = (weights.unsqueeze(-1) * self.rows_in[index]).sum(1)
-        rows_out = None if self.rows_out is None else (weights.unsqueeze(-1) * self.rows_out[index]).sum(1)
-        return rows_in, rows_out
+
+        def weighted(rows: torch.Tensor) -> torch.Tensor:  # in chunks: (n, m, d) at once can be gigabytes
+            return torch.cat([torch.einsum("nm,nmd->nd", weights[lo : lo + CHUNK], rows[index[lo : lo + CHUNK]])
+                              for lo in range(0, len(ids), CHUNK)]) if len(ids) else rows.new_zeros(0, rows.shape[1])
+
+        return weighted(self.rows_in), None if self.rows_out is None else weighted(self.rows_out)
 
 
 @dataclass

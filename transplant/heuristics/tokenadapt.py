@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..ann import InnerProductIndex
-from .common import Estimate, Source, masked_softmax, padded
+from .common import CHUNK, Estimate, Source, masked_softmax, padded
 
 
 def local(src: Source, pieces: list[bytes], temperature: float = 0.3) -> Estimate:
@@ -26,8 +26,9 @@ def local(src: Source, pieces: list[bytes], temperature: float = 0.3) -> Estimat
     ids, mask = padded(subs)
     aux_old = src.aux_old()
     full = torch.from_numpy(src.aux_new(pieces))  # normalised: cosine = dot
-    sub_vecs = torch.from_numpy(aux_old[ids])  # (n, m, a)
-    cos = torch.einsum("na,nma->nm", full, sub_vecs)
+    # (n, m, a) at once is n x m x 384 floats: gigabytes for a 50k target over a small base vocabulary
+    cos = torch.cat([torch.einsum("na,nma->nm", full[lo : lo + CHUNK], torch.from_numpy(aux_old[ids[lo : lo + CHUNK]]))
+                     for lo in range(0, len(pieces), CHUNK)]) if len(pieces) else torch.zeros(0, ids.shape[1])
     mask_t = torch.from_numpy(mask)
     w_sim = masked_softmax(cos / temperature, mask_t)
     sub_len = torch.tensor([[len(src.old.pieces[int(i)] or b"") for i in row] for row in ids], dtype=torch.float32)
