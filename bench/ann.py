@@ -92,6 +92,28 @@ def measure(ann: AnnVocabulary, table: np.ndarray, q: np.ndarray, best: np.ndarr
     return {"recall@1": recall1, "recall@10": recall10, "queries_per_s": qps}
 
 
+def plot(metrics: dict, path: Path) -> None:
+    """Recall@1 against speed-up over exact search, one line per index type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for kind in ("flat", "hnsw", "ivf", "ivfpq"):
+        rows = [r for r in metrics["indexes"] if r["index"] == kind]
+        if rows:
+            ax.plot([r["speedup_vs_exact"] for r in rows], [r["recall@1"] for r in rows], marker="o", label=kind)
+    ax.axhline(0.99, color="grey", lw=0.8, ls=":")
+    ax.axvline(10, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set(xlabel="queries/s relative to exact top-1 (batch 1)", ylabel="recall@1",
+           title=f"{metrics['entries']:,} output rows x {metrics['width']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60k entries, 100 queries (about a minute)")
@@ -147,7 +169,8 @@ def main() -> None:
                          "ngram_rows": "mean of the pieces' output rows (FVT)"},
                  metrics=metrics,
                  baseline={"exact": "torch matrix product over all rows + topk, one query at a time"})
-    print(f"wrote {args.out}")
+    plot(metrics, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,35 @@ def ceiling(tokenizer, texts: list[bytes]) -> float:
     return 1 - words / tokens
 
 
+def plot(results: dict, path: Path) -> None:
+    """Sequence-length reduction vs merges (left) and bits-per-byte cost vs reduction (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for lang, res in results.items():
+        for key, rows in res.items():
+            if not isinstance(rows, list) or not key.endswith("_fvt"):
+                continue
+            style = "-" if key.startswith("batch32") else "--"
+            x = [max(r["merges"], 1) for r in rows]
+            line, = left.plot(x, [100 * r["reduction"] for r in rows], style, marker="o", ms=3,
+                              label=f"{lang}, {key.split('_')[0]}")
+            right.plot([100 * r["reduction"] for r in rows], [100 * r["bpb_cost"] for r in rows], style,
+                       marker="o", ms=3, color=line.get_color())
+        left.axhline(100 * res["ceiling"], color=line.get_color(), lw=0.6, ls=":")
+    left.set_xscale("log")
+    left.set(xlabel="merges per batch (0 plotted at 1)", ylabel="% fewer tokens",
+             title="reduction (dotted: every word one token)")
+    right.axhline(2, color="grey", lw=0.8, ls=":")
+    right.set(xlabel="% fewer tokens", ylabel="% more bits per byte", title="cost (FVT rows for new tokens)")
+    left.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="en only, 2 kB, 3 budgets (about a minute)")
@@ -45,7 +74,13 @@ def main() -> None:
     parser.add_argument("--hypernet", type=Path, help="a trained HyperNetwork folder: also score with its rows")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench/results/dynamic.json"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out")
     args = parser.parse_args()
+    if args.plot_only:
+        import json
+
+        plot(json.loads(args.out.read_text())["metrics"]["languages"], args.out.with_suffix(".png"))
+        return
     torch.set_num_threads(args.threads)
     nbytes = args.bytes or (2048 if args.quick else 8192)
     merges = args.merges or ([0, 16, 128] if args.quick else [0, 8, 16, 32, 64, 128, 256, 1024])
@@ -92,7 +127,8 @@ def main() -> None:
                  metrics=metrics,
                  baseline={"merges=0": "the plain model on its own tokenization, same batches (bpb_cost is relative "
                                        "to it)"})
-    print(f"wrote {args.out}")
+    plot(results, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
