@@ -1,8 +1,11 @@
 """Zero-shot tokenizer transfer with a ZeTT hypernetwork, against TokenAdapt, FVT (mean) and random.
 
-    python bench/hypernet.py --quick                      # minutes: a smoke run of both scales, one small target
-    python bench/hypernet.py                              # full: ~15 + 30 min (scale a) + 45 min (scale b)
+    OMP_NUM_THREADS=1 python bench/hypernet.py --quick    # minutes: a smoke run of both scales, one small target
+    OMP_NUM_THREADS=1 python bench/hypernet.py            # full: ~15 + 30 min (scale a) + 45 min (scale b) + eval
     python bench/hypernet.py --scale b --minutes-smollm2 45 --device auto
+
+On a CPU shared with other jobs use one thread: with two threads every small
+op waited on the busy cores and a hypernet step took 6x longer (measured).
 
 Scale (a), CPU: a small Llama (~7M parameters, untied head, an 8k byte-level
 BPE trained here on en+code+de) is trained from scratch for `--minutes-base`,

@@ -207,8 +207,10 @@ class HyperNetwork(nn.Module):
         c = self.config
         if piece_ids.shape[1] > c.max_pieces:
             raise ValueError(f"{piece_ids.shape[1]} pieces per token, but max_pieces is {c.max_pieces}")
-        table = torch.cat([self._source() * self.in_w + self.in_b, self.fallback], 0)  # (V + 1, input_dim)
-        x = self.input_projection(F.embedding(piece_ids, table))  # (N, m, H)
+        use_fallback = piece_ids >= c.base_vocab  # look up first, then rescale: never touch all V rows
+        rows = F.embedding(piece_ids.clamp_max(c.base_vocab - 1), self._source()) * self.in_w + self.in_b
+        rows = torch.where(use_fallback[..., None], self.fallback.to(rows.dtype), rows)  # (N, m, input_dim)
+        x = self.input_projection(rows)  # (N, m, H)
         x = self.embed_norm(x + self.positions.weight[: piece_ids.shape[1]])
         h = self.encoder(x, src_key_padding_mask=~mask)[:, 0]  # (N, H): first-position readout
         rows_in = self.head_in(h) * self.scale_in_w + self.scale_in_b
