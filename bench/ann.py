@@ -58,7 +58,7 @@ def queries(model, tok, count: int) -> np.ndarray:
     out = []
     for lang in ("en", "code", "de", "ru"):
         data = (shared_data_dir() / f"{lang}.valid.txt").read_bytes()[:6000]
-        ids = [vocab.bos_id if vocab.bos_id is not None else vocab.eos_id, *vocab.encode(data)][:512]
+        ids = [vocab.start_id, *vocab.encode(data)][:512]
         out.append(model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0].float().numpy())
     q = np.concatenate(out)
     return q[np.random.default_rng(0).choice(len(q), min(count, len(q)), replace=False)]

@@ -13,8 +13,9 @@ Definitions (bytes are what the model reads: `vocab.prefix_bytes + user bytes`):
   bytes start with `x` while the bytes of `t1..t(k-1)` are a strict prefix of
   `x`. `P(b"") = 1`.
 - `P(x) = sum over t in covers(x) of P(t)`, `P(t)` the model's prefix probability
-  of `t` after the start token (the tokenizer's BOS; GPT-2-style tokenizers
-  without one use `<|endoftext|>`, as those models were trained).
+  of `t` after the start token: `<|endoftext|>` when the vocabulary has it (the
+  token pretraining packs documents after; an instruct model's BOS may be a chat
+  marker), else BOS, else EOS (`ByteVocab.start_id`).
 - `P(b | x) = P(xb) / P(x)`; the 257th slot, end of text, is
   `P(c) * P(EOS | c)` for the one canonical `c` with `bytes(c) == x`, over
   `P(x)`. The 257 values are normalised; the mass the model puts on
@@ -355,9 +356,7 @@ class TokenByteModel:
                 f"the model has {lm.vocab_size} output rows but the tokenizer has {len(vocab)} ids: "
                 "they do not belong together (pass the tokenizer the model was trained with)"
             )
-        start = start_id if start_id is not None else vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
-        if start is None:
-            raise ValueError("the tokenizer has neither a BOS nor an EOS token; pass start_id=")
+        start = start_id if start_id is not None else vocab.start_id
         eos = list(eos_ids) if eos_ids is not None else [vocab.eos_id] if vocab.eos_id is not None else []
         max_len = max(len(p) for p in vocab.pieces if p)
         table = np.full((lm.vocab_size, max_len + 1), 256, dtype=np.uint16)

@@ -36,7 +36,7 @@ class _Setup:
         self.vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
         self.lm = model if isinstance(model, HFTokenLM) else HFTokenLM(model)
         self.trie = TokenTrie(self.vocab.pieces)
-        start = self.vocab.bos_id if self.vocab.bos_id is not None else self.vocab.eos_id
+        start = self.vocab.start_id
         if start is None:
             raise ValueError("the tokenizer has neither a BOS nor an EOS token to start from")
         self.start = start

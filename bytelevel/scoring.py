@@ -113,13 +113,8 @@ def plain_token_bits(bm, text: bytes, end: bool = False) -> PlainBits:
 
 
 def document_start_id(vocab) -> int:
-    """The token a document starts after: `<|endoftext|>` when the vocabulary has it (pretraining packs
-    documents after it, and two vocabularies that share it are then compared alike), else BOS, else EOS."""
-    named = next((i for i, text in vocab.special.items() if text == "<|endoftext|>"), None)
-    start = named if named is not None else vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
-    if start is None:
-        raise ValueError("the tokenizer has no <|endoftext|>, BOS or EOS token to start a document with")
-    return start
+    """`vocab.start_id`: the token every model here reads a document after (see ByteVocab.start_id)."""
+    return vocab.start_id
 
 
 def token_bits_per_byte(model, tokenizer, texts: Iterable[bytes], window: int = 512, progress: bool = True) -> dict:

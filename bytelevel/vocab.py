@@ -132,6 +132,17 @@ class ByteVocab:
             )
         return piece
 
+    @property
+    def start_id(self) -> int:
+        """The token a document starts after: `<|endoftext|>` when the vocabulary has it (pretraining packs
+        documents after it; an instruct model's BOS may be a chat marker, e.g. SmolLM2's `<|im_start|>`),
+        else BOS, else EOS."""
+        named = next((i for i, text in self.special.items() if text == "<|endoftext|>"), None)
+        start = named if named is not None else self.bos_id if self.bos_id is not None else self.eos_id
+        if start is None:
+            raise ValueError("the tokenizer has no <|endoftext|>, BOS or EOS token to start a document with")
+        return start
+
     def is_special(self, token_id: int) -> bool:
         return self.pieces[token_id] is None
 

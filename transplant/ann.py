@@ -251,7 +251,7 @@ def generate_with_ann(model, tokenizer, ann: AnnVocabulary, prompt: bytes, max_n
     vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
     decoder, emb = model.base_model, model.get_input_embeddings()
     scale = float(getattr(emb, "embed_scale", 1.0))
-    start = vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    start = vocab.start_id
     rows_in = None if input_rows is None else torch.as_tensor(input_rows, dtype=emb.weight.dtype)
     rng = np.random.default_rng(seed)
     stop_ids = stop_ids if stop_ids is not None else {vocab.eos_id} - {None}

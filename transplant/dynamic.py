@@ -248,7 +248,7 @@ def score_dynamic(model: Any, dyn: DynamicTokenizer, batch: DynamicBatch, window
     base = batch.base_size
     if emb.shape[0] != base and len(batch.new_pieces):  # padded embedding rows: put new ids after them
         raise ValueError(f"the model has {emb.shape[0]} embedding rows but the tokenizer {base} tokens")
-    start = dyn.vocab.bos_id if dyn.vocab.bos_id is not None else dyn.vocab.eos_id
+    start = dyn.vocab.start_id
     bits, nbytes, tokens = 0.0, 0, 0
     for ids in batch.ids:
         nbytes += sum(len(DynamicTokenizer._piece(s, dyn.vocab.pieces, batch.new_pieces)) for s in ids)

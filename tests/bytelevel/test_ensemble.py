@@ -59,8 +59,7 @@ def test_product_is_a_normalised_geometric_pool(members):
 def test_mixture_across_tokenizers_equals_brute_force(members):
     """Byte-level BPE + SentencePiece with byte fallback: each member by enumeration, then mixed."""
     (va, ma, a), (vb, mb, b) = members
-    oracles = [Oracle(ma, va, va.bos_id if va.bos_id is not None else va.eos_id, va.eos_id),
-               Oracle(mb, vb, vb.bos_id if vb.bos_id is not None else vb.eos_id, vb.eos_id)]
+    oracles = [Oracle(ma, va, va.start_id, va.eos_id), Oracle(mb, vb, vb.start_id, vb.eos_id)]
     ens = EnsembleByteModel([a, b], weights=[0.25, 0.75])
     for prefix in PREFIXES[:5]:
         want = 0.25 * oracles[0].next_byte(va.prefix_bytes + prefix) + 0.75 * oracles[1].next_byte(vb.prefix_bytes + prefix)

@@ -43,7 +43,7 @@ def setup(request):
     tok = _tokenizer(request.param)
     vocab = ByteVocab.from_tokenizer(tok)
     model = tiny_llama(len(vocab.pieces), seed=1, dtype=torch.float64)
-    start = vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    start = vocab.start_id
     return request.param, tok, vocab, model, start
 
 

@@ -45,7 +45,7 @@ def test_middle_distribution_equals_brute_force(fim_model, middle):
     """After <PRE> prefix-cut-mid-token <SUF> suffix <MID>, each next byte of the middle is the oracle's."""
     _, vocab, model, bm = fim_model
     context, ends = _psm_context(vocab, b"ab a", b"ba\n")
-    oracle = Oracle(model, vocab, vocab.bos_id, ends[0], context=tuple(context))
+    oracle = Oracle(model, vocab, vocab.start_id, ends[0], context=tuple(context))
     got = bm.start(middle, context=context, end_ids=ends[:1], raw=True).logprobs().exp().numpy()
     assert np.allclose(got, oracle.next_byte(middle), atol=1e-9)
 
@@ -67,7 +67,7 @@ def test_greedy_middle_follows_the_exact_argmax(fim_model):
     _, vocab, model, bm = fim_model
     prefix, suffix = b"ab a", b"ba\n"
     context, ends = _psm_context(vocab, prefix, suffix)
-    oracle = Oracle(model, vocab, vocab.bos_id, ends[0], context=tuple(context))
+    oracle = Oracle(model, vocab, vocab.start_id, ends[0], context=tuple(context))
     want = b""
     for _ in range(4):
         p = np.where(utf8_allowed(want), oracle.next_byte(want), 0.0)

@@ -61,7 +61,7 @@ def test_multi_token_back_off_spells_the_removed_bytes_first(url_model):
 def test_continuation_bits_match_a_plain_forward(url_model):
     model, tok, vocab = url_model
     prefix, cont = b"see https:", b"//ab"
-    start = vocab.bos_id
+    start = vocab.start_id
     naive_ids = vocab.encode(prefix) + vocab.encode_raw(cont)
     with torch.no_grad():
         lp = torch.log_softmax(model(input_ids=torch.tensor([[start, *naive_ids]])).logits[0].double(), -1)
@@ -81,7 +81,7 @@ def test_context_and_end_tokens_as_a_fim_prompt_uses_them(url_model):
     context, prefix, cont = [eos, *vocab.encode(b"see ")], b"https:", b"//ab"
     ids = vocab.encode(prefix) + vocab.encode_raw(cont)
     with torch.no_grad():
-        lp = torch.log_softmax(model(input_ids=torch.tensor([[vocab.bos_id, *context, *ids]])).logits[0].double(), -1)
+        lp = torch.log_softmax(model(input_ids=torch.tensor([[vocab.start_id, *context, *ids]])).logits[0].double(), -1)
     k = len(context) + len(vocab.encode(prefix))
     want = -sum(float(lp[k + i, t]) for i, t in enumerate(ids[len(vocab.encode(prefix)):])) / math.log(2)
     got = continuation_bits(model, tok, prefix, cont, "naive", context=context)

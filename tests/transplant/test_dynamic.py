@@ -83,7 +83,7 @@ def test_zero_merges_score_as_the_plain_model(setup):
     batch = dyn.tokenize(TEXTS)
     got = score_dynamic(model, dyn, batch)
     want, nbytes = 0.0, 0
-    start = vocab.bos_id if vocab.bos_id is not None else vocab.eos_id
+    start = vocab.start_id
     for t in TEXTS:
         ids = vocab.encode(t.encode())
         with torch.no_grad():
