@@ -38,7 +38,8 @@ model trained with FIM (`--fim-model DIR`: a TokenLM trained on code.txt with
 `fim_rate` 0.5, see the README; Gemma-3-270M's tokenizer has no FIM tokens,
 which the run records). A Python line of >= 8 non-blank bytes is picked, the
 prefix is cut at a random offset inside it, the middle is the rest of the line
-(with its newline) and the suffix the lines after it. SPM order, where the cut
+(with its newline) and the suffix the lines after it, all inside the line's
+block (code between blank lines, the documents the FIM model saw). SPM order, where the cut
 prefix runs straight into the middle (`<PRE><SUF> suffix <MID> prefix`):
 naive = the prefix tokenized as it is, healing = its last token backed off,
 exact = `fim_complete(order="spm")`. Figures: bits per byte of the true middle
@@ -215,7 +216,7 @@ def summary(rows: list[dict]) -> dict:
 
 # -- part (b): fill in the middle with a suffix ------------------------------------------------------
 
-PREFIX_MAX, SUFFIX_MAX = 600, 300
+PREFIX_MAX, SUFFIX_MAX = 400, 200
 
 
 @dataclass
@@ -226,20 +227,26 @@ class Infill:
 
 
 def pick_infills(docs: list[bytes], count: int, rng: random.Random) -> list[Infill]:
-    """Single-line middles: the prefix cut at a random offset inside a line, the middle the rest of it."""
+    """Single-line middles: the prefix cut at a random offset inside a line, the middle the rest of it.
+
+    Context stays inside the line's block (code between blank lines, the
+    documents the FIM model was trained on), at most PREFIX_MAX bytes before
+    the cut and SUFFIX_MAX after the line, in whole lines.
+    """
+    blocks = [blk for doc in docs for blk in doc.split(b"\n\n") if blk.count(b"\n") >= 2]
     out = []
     while len(out) < count:
-        doc = docs[rng.randrange(len(docs))]
-        starts = [0] + [i + 1 for i, b in enumerate(doc) if b == 10 and i + 1 < len(doc)]
-        k = rng.randrange(1, len(starts) - 1) if len(starts) > 2 else 0
-        start, end = starts[k], starts[k + 1] - 1 if k + 1 < len(starts) else len(doc)
-        if len(doc[start:end].strip()) < 8 or end + 1 >= len(doc):
+        block = blocks[rng.randrange(len(blocks))] + b"\n"
+        starts = [0] + [i + 1 for i, b in enumerate(block) if b == 10 and i + 1 < len(block)]
+        k = rng.randrange(len(starts) - 1)  # not the last line: the suffix is never empty
+        start, end = starts[k], starts[k + 1] - 1
+        if len(block[start:end].strip()) < 8:
             continue
         cut = rng.randrange(start + 1, end)
-        low = doc.find(b"\n", max(0, cut - PREFIX_MAX)) + 1 if cut > PREFIX_MAX else 0
-        high = doc.rfind(b"\n", end + 1, end + 1 + SUFFIX_MAX)
-        high = high + 1 if high > end else min(len(doc), end + 1 + SUFFIX_MAX)
-        out.append(Infill(doc[low:cut], doc[cut : end + 1], doc[end + 1 : high]))
+        low = max((i for i in starts if i <= start and cut - i <= PREFIX_MAX), default=start)
+        high = max((i for i in starts[k + 1 :] if i - end <= SUFFIX_MAX), default=starts[k + 1])
+        high = high if high > end + 1 else next((i for i in starts if i > end + 1), len(block))
+        out.append(Infill(block[low:cut], block[cut : end + 1], block[end + 1 : high]))
     return out
 
 

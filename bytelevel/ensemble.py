@@ -169,8 +169,11 @@ def bound_traces(member, texts: Sequence[bytes], width: float = 1e-3) -> tuple[n
 
     Each text is read from its start (after the member's start-of-text token).
     At every position the bounds are tightened until their total width is at
-    most `width` (0: exact). The pooled bits of any weights follow from these
-    arrays alone (`pooled_bits`), so each member runs once, on its own.
+    most `width` (0: exact) and the observed byte's own bounds are within a
+    factor `1 + width` of each other (else a byte the member finds unlikely
+    could keep a lower bound of 0, and a product pool an infinite upper bound
+    in bits). The pooled bits of any weights follow from these arrays alone
+    (`pooled_bits`), so each member runs once, on its own.
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
@@ -181,7 +184,7 @@ def bound_traces(member, texts: Sequence[bytes], width: float = 1e-3) -> tuple[n
             if hasattr(state, "ready") and not state.ready():
                 state.prefetch(text[i : i + 32])  # one batched model call for the next bytes' covers
             bounds = member_bounds(state)
-            while bounds.width > width and bounds.refine():
+            while (bounds.width > width or bounds.p_hi[byte] > (1 + width) * bounds.p_lo[byte]) and bounds.refine():
                 pass
             lows.append(bounds.p_lo.copy())
             highs.append(bounds.p_hi.copy())
