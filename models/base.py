@@ -30,7 +30,7 @@ assert EOT == BOS == 256
 
 
 class PretrainedByteLM(nn.Module):
-    """Base of `HATLM` and `ByteLM`: the `ByteModel` protocol and safetensors save/load.
+    """Base of `HATLM`, `ByteLM` and `FlexiTokensLM`: the `ByteModel` protocol and safetensors save/load.
 
     Subclasses set `model_type`, `config_class` and implement `start(prefix)`.
     """
@@ -102,11 +102,12 @@ def is_native(path: str | Path) -> bool:
 
 
 def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> PretrainedByteLM:
-    """Any saved native model (HAT, ByteLM), by the type its config names."""
+    """Any saved native model (HAT, ByteLM, FLEXITOKENS), by the type its config names."""
     from .bytelm import ByteLM
+    from .flexitokens import FlexiTokensLM
     from .hat import HATLM
 
-    kinds = {cls.model_type: cls for cls in (HATLM, ByteLM)}
+    kinds = {cls.model_type: cls for cls in (HATLM, ByteLM, FlexiTokensLM)}
     kind = read_meta(path)["tokenshift_model"]
     if kind not in kinds:
         raise ValueError(f"unknown model type {kind!r} in {path}; known: {', '.join(kinds)}")

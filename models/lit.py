@@ -1,7 +1,11 @@
-"""One LightningModule for HAT, ByteLM and TokenLM: next-id cross-entropy, judged in bits per byte.
+"""One LightningModule for HAT, FLEXITOKENS, ByteLM and TokenLM: next-id cross-entropy, judged in bits per byte.
 
-The model is chosen by the type of its config (`HATConfig`, `ByteLMConfig`,
-`TokenLMConfig`: `class_path` in the YAML). Bits per byte are the summed
+The model is chosen by the type of its config (`HATConfig`, `FlexiTokensConfig`,
+`ByteLMConfig`, `TokenLMConfig`: `class_path` in the YAML). A model with an
+auxiliary loss (FLEXITOKENS' boundary loss) has `forward_with_loss`: its loss is
+added to the cross-entropy in training and its boundary rate is logged
+(`train/boundary_rate`, `val/boundary_rate_<language>`); bits per byte stay pure
+cross-entropy. Bits per byte are the summed
 cross-entropy of every target (end of text included) over the bytes the
 targets spell, so byte and token models share one scale. Validation logs
 `val/bpb_<language>` for each loader of `TextData` and `val/bpb`, their mean.
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 
 from .base import VOCAB
 from .bytelm import ByteLM, ByteLMConfig
+from .flexitokens import FlexiTokensConfig, FlexiTokensLM
 from .hat import HATConfig, HATLM
 from .packing import IGNORE
 from .tokenlm import TokenLM, TokenLMConfig
@@ -34,16 +39,19 @@ def build_model(config: Any, tokenizer: Any = None) -> torch.nn.Module:
         return HATLM(config)
     if isinstance(config, ByteLMConfig):
         return ByteLM(config)
+    if isinstance(config, FlexiTokensConfig):
+        return FlexiTokensLM(config)
     if isinstance(config, TokenLMConfig):
         if tokenizer is None:
             raise ValueError("a TokenLM needs its tokenizer: train it with TextData(stream='tokens') "
                              "or pass tokenizer=")
         return TokenLM(config, tokenizer)
-    raise TypeError(f"unknown model config {type(config).__name__}; use HATConfig, ByteLMConfig or TokenLMConfig")
+    raise TypeError(f"unknown model config {type(config).__name__}; use HATConfig, FlexiTokensConfig, ByteLMConfig "
+                    "or TokenLMConfig")
 
 
 class LitLM(L.LightningModule):
-    def __init__(self, config: Union[HATConfig, ByteLMConfig, TokenLMConfig], lr: float = 3e-3,
+    def __init__(self, config: Union[HATConfig, FlexiTokensConfig, ByteLMConfig, TokenLMConfig], lr: float = 3e-3,
                  min_lr_ratio: float = 0.1, warmup_steps: int = 100, weight_decay: float = 0.1,
                  betas: tuple[float, float] = (0.9, 0.95), tokenizer: Any = None):
         super().__init__()
@@ -75,17 +83,21 @@ class LitLM(L.LightningModule):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.net(ids)
 
-    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mean loss, summed nats, bytes spelled by the targets)."""
-        logits = self.net(batch["input"])
+    def _losses(self, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(mean loss with any auxiliary loss, summed nats, bytes spelled by the targets, the model's stats)."""
+        if hasattr(self.net, "forward_with_loss"):  # FLEXITOKENS: boundary loss (language tags when the batch has them)
+            logits, aux, stats = self.net.forward_with_loss(batch["input"], batch.get("language"))
+        else:
+            logits, aux, stats = self.net(batch["input"]), 0.0, {}
         target = batch["target"]
         nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE, reduction="sum")
         keep = target != IGNORE
         n_bytes = self.target_bytes[target.clamp(min=0)][keep].sum()
-        return nats / keep.sum().clamp(min=1), nats, n_bytes
+        return nats / keep.sum().clamp(min=1) + aux, nats, n_bytes, stats
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, nats, n_bytes = self._losses(batch)
+        loss, nats, n_bytes, stats = self._losses(batch)
         now = time.perf_counter()
         step_s, self._clock = now - self._clock, now
         self._elapsed += step_s
@@ -95,16 +107,22 @@ class LitLM(L.LightningModule):
         self.log("train/bytes_per_s", float(n_bytes) / max(step_s, 1e-9))
         self.log("train/seen_bytes", self._seen_bytes)
         self.log("lr", self.optimizers().param_groups[0]["lr"])
+        if stats:
+            self.log("train/boundary_loss", stats["boundary_loss"])
+            self.log("train/boundary_rate", stats["boundaries"] / stats["bytes"].clamp(min=1), prog_bar=True)
         return loss
 
     def on_train_start(self) -> None:
         self._clock = time.perf_counter()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        _, nats, n_bytes = self._losses(batch)
-        acc = self._val.setdefault(dataloader_idx, [0.0, 0.0])
+        _, nats, n_bytes, stats = self._losses(batch)
+        acc = self._val.setdefault(dataloader_idx, [0.0, 0.0, 0.0, 0.0])
         acc[0] += float(nats)
         acc[1] += float(n_bytes)
+        if stats:
+            acc[2] += float(stats["boundaries"])
+            acc[3] += float(stats["bytes"])
 
     def on_validation_epoch_start(self) -> None:
         self._val = {}
@@ -113,10 +131,14 @@ class LitLM(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         names = getattr(dm, "valid_languages", None) or [str(i) for i in sorted(self._val)]
         record = {"step": int(self.global_step), "time_s": self._elapsed, "seen_bytes": self._seen_bytes, "bpb": {}}
-        for i, (nats, n_bytes) in sorted(self._val.items()):
+        for i, (nats, n_bytes, boundaries, seg_bytes) in sorted(self._val.items()):
             bpb = nats / LN2 / max(n_bytes, 1.0)
             record["bpb"][names[i]] = bpb
             self.log(f"val/bpb_{names[i]}", bpb, add_dataloader_idx=False)
+            if seg_bytes:  # a model with learned boundaries: its rate (1 / bytes per segment)
+                rate = boundaries / seg_bytes
+                record.setdefault("boundary_rate", {})[names[i]] = rate
+                self.log(f"val/boundary_rate_{names[i]}", rate, add_dataloader_idx=False)
         if record["bpb"]:
             mean = sum(record["bpb"].values()) / len(record["bpb"])
             self.log("val/bpb", mean, prog_bar=True, add_dataloader_idx=False)
@@ -159,4 +181,4 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 # checkpoints hold the config dataclasses in their hyperparameters: let `torch.load(weights_only=True)` read them
-torch.serialization.add_safe_globals([HATConfig, ByteLMConfig, TokenLMConfig])
+torch.serialization.add_safe_globals([HATConfig, FlexiTokensConfig, ByteLMConfig, TokenLMConfig])
