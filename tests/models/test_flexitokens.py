@@ -301,3 +301,30 @@ def test_shipped_configs_build_the_model(name):
     config = FlexiTokensConfig(**spec["init_args"])
     assert config.boundary_loss == ("hinge" if name.startswith("flexi") else "binomial")
     assert config.languages == ["en", "code", "de", "ru", "ja"]
+
+
+def test_trained_hinge_model_settles_inside_its_band():
+    """150 steps on a small corpus (α 0.25, σ 0.02, λ 3: band [0.19, 0.25]): the sampled boundary rate
+    (training mode, as the loss sees it) ends inside the band. Seeded, so it is the same run every time.
+    (In eval mode boundaries are thresholded without noise; see the module docstring.)"""
+    from tokenshift.models.packing import pack
+
+    torch.manual_seed(0)
+    model = FlexiTokensLM(FlexiTokensConfig(d_byte=32, d_backbone=48, n_pre=1, n_backbone=1, n_post=1,
+                                            n_heads_byte=2, n_heads_backbone=2, priors={"en": (0.25, 0.02)}))
+    docs = [list(f"Document {i}: the {['cat', 'dog', 'fox'][i % 3]} sat on the mat {i} times.".encode())
+            for i in range(200)]
+    inputs, targets = (torch.from_numpy(a) for a in pack(docs, BOS, BOS, 128))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        idx = torch.randint(0, len(inputs), (8,))
+        logits, aux, _ = model.forward_with_loss(inputs[idx])
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets[idx].flatten(), ignore_index=-100)
+        (ce + aux).backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        _, _, stats = model.forward_with_loss(inputs)
+    rate = float(stats["boundaries"] / stats["bytes"])
+    assert 0.19 <= rate <= 0.25, f"boundary rate {rate:.3f} is outside the hinge band [0.19, 0.25]"
+    assert ce.item() < 1.0
