@@ -19,7 +19,12 @@ checks it). Training adds a boundary loss to the byte cross-entropy (weight 1):
 first entry of `priors` when the batch carries none. p̂ is measured per document (BOS and
 padding excluded) and the per-document losses are averaged weighted by their byte counts.
 Generation is cached: byte layers step every byte, the backbone once per closed segment
-(the anchors ship no generation). Written from the formulas in the papers and
+(the anchors ship no generation). Outside training the boundaries are deterministic,
+sigmoid(logit / temperature) > threshold with no noise, so the model is an exact ByteModel.
+Caveat: Nawrot's `hourglass.py` samples the relaxed Bernoulli in evaluation too; a predictor
+that has learned a rate α < 0.5 without confident logits (p ≈ α everywhere) samples about α
+in training but thresholds to no boundaries here (a 150-step tiny run: 0.21 sampled, 0.0
+deterministic). How to evaluate (seeded sampling, a calibrated threshold) is still open. Written from the formulas in the papers and
 `shared/methods/bytemodels.md`; the anchors' code has no licence and was not copied.
 Blocks are Llama-style (`layers.py`, RMSNorm instead of the papers' post-LayerNorm
 Transformer-XL). Not here: several predictors per script, entropy/unigram supervision.
