@@ -79,6 +79,47 @@ class PretrainedByteLM(nn.Module):
         return model.to(device).eval()
 
 
+class CachedByteState:
+    """The `ByteState` protocol shared by the byte models here: they differ only in their caches.
+
+    A subclass sets its caches up in `_setup` and implements `_feed(ids)`, which
+    runs the new ids through the model, sets `self._logprobs` (257,) and
+    advances `self.n`. The prompt is fed after the document start (BOS).
+    """
+
+    def __init__(self, model: Any, prefix: bytes = b""):
+        if not isinstance(prefix, (bytes, bytearray)):
+            raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
+        if len(prefix) + 1 > model.config.max_bytes:
+            raise ValueError(f"the prompt is {len(prefix)} bytes but the model's context window is "
+                             f"{model.config.max_bytes - 1}; shorten the prompt")
+        self.model = model
+        self.n = 0  # ids fed (BOS included)
+        self._logprobs: torch.Tensor | None = None
+        self._setup()
+        self._feed([BOS, *prefix])
+
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def _feed(self, ids: list[int]) -> None:
+        raise NotImplementedError
+
+    def logprobs(self) -> torch.Tensor:
+        """(257,) float64 log-probs of the next byte; slot 256 is end of text."""
+        return self._logprobs
+
+    def advance(self, byte: int) -> None:
+        if not 0 <= int(byte) < 256:
+            raise ValueError(f"advance: a byte is 0..255, got {byte}; end of text (256) ends the document")
+        self._feed([int(byte)])
+
+    def extend(self, data: bytes) -> None:
+        """Advance over many bytes in one batched step (same result as advancing one at a time)."""
+        if data:
+            self._feed(list(data))
+
+
 def read_meta(path: str | Path) -> dict:
     """The checked `config.json` of a saved native model."""
     file = Path(path) / CONFIG_NAME

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BOS, VOCAB, PretrainedByteLM
+from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
 from .layers import Block, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
 
 
@@ -63,20 +63,11 @@ class ByteLM(PretrainedByteLM):
         return ByteLMState(self, prefix)
 
 
-class ByteLMState:
+class ByteLMState(CachedByteState):
     """Incremental ByteLM with a KV cache per layer."""
 
-    def __init__(self, model: ByteLM, prefix: bytes = b""):
-        if not isinstance(prefix, (bytes, bytearray)):
-            raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
-        if len(prefix) + 1 > model.config.max_bytes:
-            raise ValueError(f"the prompt is {len(prefix)} bytes but the model's context window is "
-                             f"{model.config.max_bytes - 1}; shorten the prompt")
-        self.model = model
-        self.caches = [KVCache() for _ in range(model.config.n_layers)]
-        self.n = 0
-        self._logprobs: torch.Tensor | None = None
-        self._feed([BOS, *prefix])
+    def _setup(self) -> None:
+        self.caches = [KVCache() for _ in range(self.model.config.n_layers)]
 
     @torch.no_grad()
     def _feed(self, ids: list[int]) -> None:
@@ -88,15 +79,3 @@ class ByteLMState:
         logits = model.run(x, positions, None, self.caches)
         self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
         self.n += len(ids)
-
-    def logprobs(self) -> torch.Tensor:
-        return self._logprobs
-
-    def advance(self, byte: int) -> None:
-        if not 0 <= int(byte) < 256:
-            raise ValueError(f"advance: a byte is 0..255, got {byte}; end of text (256) ends the document")
-        self._feed([int(byte)])
-
-    def extend(self, data: bytes) -> None:
-        if data:
-            self._feed(list(data))

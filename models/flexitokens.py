@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BOS, VOCAB, PretrainedByteLM
+from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
 from .layers import Block, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
 
 BoundaryLoss = Literal["hinge", "binomial"]
@@ -310,7 +310,7 @@ class FlexiTokensLM(PretrainedByteLM):
         return FlexiTokensState(self, prefix)
 
 
-class FlexiTokensState:
+class FlexiTokensState(CachedByteState):
     """Incremental FLEXITOKENS: KV caches for the byte layers and the backbone; never re-reads the prefix.
 
     Feeding bytes runs the byte layers and the predictor on them; each byte that starts a
@@ -319,25 +319,16 @@ class FlexiTokensState:
     eval mode (boundaries without noise, whatever the model's mode), so the log-probs match it.
     """
 
-    def __init__(self, model: FlexiTokensLM, prefix: bytes = b""):
-        if not isinstance(prefix, (bytes, bytearray)):
-            raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
-        c = model.config
-        if len(prefix) + 1 > c.max_bytes:
-            raise ValueError(f"the prompt is {len(prefix)} bytes but the model's context window is "
-                             f"{c.max_bytes - 1}; shorten the prompt")
-        self.model = model
+    def _setup(self) -> None:
+        model, c = self.model, self.model.config
         self.pre = [KVCache() for _ in range(c.n_pre)]
         self.post = [KVCache() for _ in range(c.n_post)]
         self.bb = [KVCache() for _ in range(c.n_backbone)]
-        self.n = 0  # ids fed (BOS included)
         dtype = model.embed.weight.dtype
         self.open_sum = torch.zeros(c.d_byte, device=model.device, dtype=dtype)  # states of the segment being read
         self.open_count = 0
         self.table = torch.zeros(0, c.d_byte, device=model.device, dtype=dtype)  # backbone output of each closed slot
         self.starts: list[int] = []  # byte offsets (after BOS) where a segment starts
-        self._logprobs: torch.Tensor | None = None
-        self._feed([BOS, *prefix])
 
     @torch.no_grad()
     def _feed(self, ids: list[int]) -> None:
@@ -370,17 +361,3 @@ class FlexiTokensState:
         logits = model.decode(h, ctx, positions, None, self.post)
         self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
         self.n += len(ids)
-
-    def logprobs(self) -> torch.Tensor:
-        """(257,) float64 log-probs of the next byte; slot 256 is end of text."""
-        return self._logprobs
-
-    def advance(self, byte: int) -> None:
-        if not 0 <= int(byte) < 256:
-            raise ValueError(f"advance: a byte is 0..255, got {byte}; end of text (256) ends the document")
-        self._feed([int(byte)])
-
-    def extend(self, data: bytes) -> None:
-        """Advance over many bytes in one batched step (same result as advancing one at a time)."""
-        if data:
-            self._feed(list(data))

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BOS, VOCAB, PretrainedByteLM
+from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
 from .layers import Block, CrossAttention, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
 from .splitter import WordStream
 
@@ -217,7 +217,7 @@ class HATLM(PretrainedByteLM):
         return HATState(self, prefix)
 
 
-class HATState:
+class HATState(CachedByteState):
     """Incremental HAT: KV caches for the encoder, backbone and decoder; never re-reads the prefix.
 
     Feeding bytes runs the encoder on them, the splitter on them, one backbone
@@ -225,25 +225,16 @@ class HATState:
     `HATLM.forward`, so the log-probs match a full forward pass.
     """
 
-    def __init__(self, model: HATLM, prefix: bytes = b""):
-        if not isinstance(prefix, (bytes, bytearray)):
-            raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
-        c = model.config
-        if len(prefix) + 1 > c.max_bytes:
-            raise ValueError(f"the prompt is {len(prefix)} bytes but the model's context window is "
-                             f"{c.max_bytes - 1}; shorten the prompt")
-        self.model = model
+    def _setup(self) -> None:
+        model, c = self.model, self.model.config
         self.enc = [KVCache() for _ in range(c.n_enc)]
         self.dec = [KVCache() for _ in range(c.n_dec)]
         self.bb = [KVCache() for _ in range(c.n_backbone)]
         self.stream = WordStream(c.max_word_bytes)
-        self.n = 0  # ids fed (BOS included)
         self.states = torch.zeros(0, c.d_byte, device=model.device)  # encoder states from byte `self.offset` on
         self.offset = 0
         self.starts = [0]  # revealed words (the BOS is word 0)
         self.table = model.first_word[None].detach()  # first word, then backbone outputs of pooled words
-        self._logprobs: torch.Tensor | None = None
-        self._feed([BOS, *prefix])
 
     @torch.no_grad()
     def _feed(self, ids: list[int]) -> None:
@@ -278,17 +269,3 @@ class HATState:
         logits = model.decode(h, self.table, ctx, positions, None, self.dec)
         self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
         self.n += len(ids)
-
-    def logprobs(self) -> torch.Tensor:
-        """(257,) float64 log-probs of the next byte; slot 256 is end of text."""
-        return self._logprobs
-
-    def advance(self, byte: int) -> None:
-        if not 0 <= int(byte) < 256:
-            raise ValueError(f"advance: a byte is 0..255, got {byte}; end of text (256) ends the document")
-        self._feed([int(byte)])
-
-    def extend(self, data: bytes) -> None:
-        """Advance over many bytes in one batched step (same result as advancing one at a time)."""
-        if data:
-            self._feed(list(data))
