@@ -9,6 +9,12 @@ written to runs/fim-data/. Training is `tokenshift train` on
 models/configs/tokenlm-tiny.yaml with a code-only byte-level BPE that has the
 FIM tokens, `--data.fim_rate 0.5` (half of those SPM, as Bavarian et al.),
 then the model is exported as a Hugging Face folder to `--out`.
+
+Why not `models/configs/tokenlm-code-fim-tiny.yaml`: that config is the
+general recipe for users (whole files, FIM applied per `fim_span_chars` span,
+3000 steps); this script is the benchmark's recipe (block documents, 1500
+steps), kept so that bench/fim.py part (b)'s model can be rebuilt exactly.
+Both share the architecture and `fim_rate`/`fim_spm_rate`.
 """
 from __future__ import annotations
 
