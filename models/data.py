@@ -8,7 +8,10 @@ nothing else; token streams use a byte-level BPE, trained here on the same
 training text when `tokenizer` names a folder that does not exist yet, and can
 be rewritten for fill-in-the-middle (`fim_rate`, `fim.py`).
 
-Batches are `{"input", "target"}`, (B, T) int64 each. Training batches come
+Batches are `{"input", "target"}`, (B, T) int64 each, and `"language"`, (B,)
+int64: each row's index in `TextData.language_names`. Rows are packed per
+language, so a row holds documents of one language only (FLEXITOKENS picks
+its boundary prior by it; the other models ignore it). Training batches come
 from an endless, seeded shuffle; the number consumed is saved in checkpoints,
 so a resumed run reads exactly the batches an uninterrupted run would have.
 Validation has one loader per language (bits per byte per language).
@@ -83,16 +86,34 @@ def line_spans(text: str, max_chars: int) -> list[str]:
 
 
 class Rows(Dataset):
-    """Packed rows held in memory: (inputs, targets), (N, T) each."""
+    """Packed rows held in memory: (inputs, targets), (N, T) each, and optionally a language id per row (N,)."""
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray):
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, languages: np.ndarray | None = None):
         self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
+        self.languages = None if languages is None else torch.from_numpy(np.asarray(languages, dtype=np.int64))
+        if self.languages is not None and self.languages.shape != (len(self.inputs),):
+            raise ValueError(f"one language id per row: {len(self.inputs)} rows, {tuple(self.languages.shape)} ids")
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input": self.inputs[i], "target": self.targets[i]}
+        item = {"input": self.inputs[i], "target": self.targets[i]}
+        if self.languages is not None:
+            item["language"] = self.languages[i]
+        return item
+
+
+def pack_languages(ids: dict[str, list[list[int]]], names: list[str], bos: int, eot: int, seq_len: int) -> Rows:
+    """Rows of every language's documents, packed per language (a row never mixes two) and tagged
+    with the language's index in `names`."""
+    parts = [(pack(docs, bos, eot, seq_len), names.index(lang)) for lang, docs in ids.items() if docs]
+    if not parts:
+        raise ValueError("pack: no documents with any content")
+    inputs = np.concatenate([p[0][0] for p in parts])
+    targets = np.concatenate([p[0][1] for p in parts])
+    languages = np.concatenate([np.full(len(p[0][0]), p[1], dtype=np.int64) for p in parts])
+    return Rows(inputs, targets, languages)
 
 
 class StepBatches(Sampler[list[int]]):
@@ -166,6 +187,7 @@ class TextData(L.LightningDataModule):
         self.tokenizer: Any = None
         self.train_rows: Rows | None = None
         self.valid_rows: dict[str, Rows] = {}
+        self.language_names: list[str] = []  # what a batch's "language" ids index
         self._start_batch = 0
 
     # -- files and documents ------------------------------------------------------------------
@@ -224,7 +246,7 @@ class TextData(L.LightningDataModule):
         if self.stream == "bytes":
             bos = eot = BOS
             encode = lambda text: list(text.encode("utf-8"))  # noqa: E731
-            train_ids = [encode(d) for docs in train.values() for d in docs]
+            train_ids = {lang: [encode(d) for d in docs] for lang, docs in train.items()}
         else:
             from tokenshift.bytelevel import ByteVocab
             from tokenshift.bytelevel.scoring import document_start_id
@@ -235,14 +257,17 @@ class TextData(L.LightningDataModule):
             encode = lambda text: vocab.encode_raw(text.encode("utf-8"))  # noqa: E731  (specials stay text)
             rng = random.Random(self.seed)
             tokens = fim_token_ids(vocab) if self.fim_rate > 0 else None
-            docs = [d for docs in train.values() for d in docs]
-            if tokens and self.fim_span_chars:
-                docs = [span for d in docs for span in line_spans(d, self.fim_span_chars)]
-            train_ids = [fim_document(d, encode, tokens, self.fim_rate, self.fim_spm_rate, rng) if tokens
-                         else encode(d) for d in docs]
+            train_ids = {}
+            for lang, docs in train.items():
+                if tokens and self.fim_span_chars:
+                    docs = [span for d in docs for span in line_spans(d, self.fim_span_chars)]
+                train_ids[lang] = [fim_document(d, encode, tokens, self.fim_rate, self.fim_spm_rate, rng) if tokens
+                                   else encode(d) for d in docs]
         self.bos = bos
-        self.train_rows = Rows(*pack(train_ids, bos, eot, self.seq_len))
-        self.valid_rows = {lang: Rows(*pack([encode(d) for d in docs], bos, eot, self.seq_len))
+        self.language_names = list(dict.fromkeys([*train, *valid]))
+        names = self.language_names
+        self.train_rows = pack_languages(train_ids, names, bos, eot, self.seq_len)
+        self.valid_rows = {lang: pack_languages({lang: [encode(d) for d in docs]}, names, bos, eot, self.seq_len)
                            for lang, docs in valid.items() if docs}
 
     # -- loaders ------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ checks it). Training adds a boundary loss to the byte cross-entropy (weight 1):
   [α − λσ, α]: the model may compress more than the prior α by up to λσ, never less.
 - `binomial` (Nawrot): −log Binomial(Σb; T, α) / T, which pins p̂ to α.
 
-α, σ are per language (`priors`); a (B, T) language index picks them per document, the
-first entry of `priors` when the batch carries none. p̂ is measured per document (BOS and
+α, σ are per language (`priors`, language -> (α, σ)); the first entry is the default, used
+for batches without language tags and for languages the mapping does not name. `TextData`
+packs each language into its own rows and tags each row; `LitLM` turns the data's language
+ids into rows of `priors` (`prior_index`), so one batch can mix languages, each with its prior. p̂ is measured per document (BOS and
 padding excluded) and the per-document losses are averaged weighted by their byte counts.
 Generation is cached: byte layers step every byte, the backbone once per closed segment
 (the anchors ship no generation). Outside training the boundaries are deterministic,
@@ -94,8 +96,15 @@ class FlexiTokensConfig:
 
     @property
     def languages(self) -> list[str]:
-        """Language names in the order a (B, T) language index refers to them."""
+        """Language names in the order a language index refers to them (the first is the default)."""
         return list(self.priors)
+
+    def prior_index(self, names: list[str]) -> list[int]:
+        """Each name's index in `languages`; 0 (the default prior) for a language without its own.
+
+        Example: priors {en, ru}: prior_index(["ru", "es", "en"]) -> [1, 0, 0]."""
+        order = self.languages
+        return [order.index(n) if n in order else 0 for n in names]
 
 
 # -- the maths: pure functions ------------------------------------------------------------------
@@ -276,7 +285,8 @@ class FlexiTokensLM(PretrainedByteLM):
                       languages: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, boundaries, bytes): the configured boundary loss over the documents of the batch.
 
-        `languages` (B, T) indexes `config.languages` (constant within a document); None: the first.
+        `languages` indexes `config.languages`: (B,) one per row, or (B, T) constant within a
+        document; None: the first (default) prior for every document.
         Per document, p̂ counts the segment starts among its bytes (BOS and padding excluded);
         the loss is the byte-weighted mean of the per-document losses.
         """
@@ -287,7 +297,11 @@ class FlexiTokensLM(PretrainedByteLM):
         zeros = torch.zeros(n_docs, dtype=is_byte.dtype, device=ids.device)
         k = zeros.index_add(0, doc, (out.boundaries * is_byte).flatten())  # (n_docs,) boundaries among bytes
         n = zeros.index_add(0, doc, is_byte.flatten())
-        lang = torch.zeros_like(ids) if languages is None else languages
+        lang = torch.zeros_like(ids) if languages is None else languages.to(ids.device)
+        if lang.shape == (B,):
+            lang = lang[:, None].expand(B, T)
+        if lang.shape != ids.shape:
+            raise ValueError(f"languages must be (B,) or (B, T) like ids {tuple(ids.shape)}, got {tuple(lang.shape)}")
         prior = self.prior_table.to(is_byte.dtype)[lang.flatten()]  # (B*T, 2)
         alpha = zeros.index_add(0, doc, prior[:, 0] * is_byte.flatten())
         sigma = zeros.index_add(0, doc, prior[:, 1] * is_byte.flatten())

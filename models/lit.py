@@ -4,7 +4,8 @@ The model is chosen by the type of its config (`HATConfig`, `FlexiTokensConfig`,
 `ByteLMConfig`, `TokenLMConfig`: `class_path` in the YAML). A model with an
 auxiliary loss (FLEXITOKENS' boundary loss) has `forward_with_loss`: its loss is
 added to the cross-entropy in training and its boundary rate is logged
-(`train/boundary_rate`, `val/boundary_rate_<language>`); bits per byte stay pure
+(`train/boundary_rate`, `val/boundary_rate_<language>`); a batch's `"language"`
+ids (`TextData.language_names`) select its per-language prior. Bits per byte stay pure
 cross-entropy. Bits per byte are the summed
 cross-entropy of every target (end of text included) over the bytes the
 targets spell, so byte and token models share one scale. Validation logs
@@ -66,6 +67,8 @@ class LitLM(L.LightningModule):
         self._elapsed = 0.0
         self._seen_bytes = 0.0
         self._val: dict[int, list[float]] = {}
+        self.language_names: list[str] | None = None  # what batch["language"] ids name (set from TextData)
+        self._prior_rows: torch.Tensor | None = None
 
     def configure_model(self) -> None:
         """Build the network (a TokenLM waits for the data module's tokenizer)."""
@@ -80,6 +83,24 @@ class LitLM(L.LightningModule):
             byte_counts[-1] = 0  # end of text spells no byte
         self.register_buffer("target_bytes", byte_counts, persistent=False)
 
+    def setup(self, stage: str) -> None:
+        names = getattr(getattr(self.trainer, "datamodule", None), "language_names", None)
+        if names:
+            self.set_language_names(names)
+
+    def set_language_names(self, names: list[str]) -> None:
+        """Name the language ids batches carry (TextData does this through the Trainer)."""
+        self.language_names, self._prior_rows = list(names), None
+
+    def _priors_of(self, language: torch.Tensor) -> torch.Tensor:
+        """Data language ids -> rows of the model's per-language priors (`FlexiTokensConfig.prior_index`)."""
+        if self.language_names is None:
+            raise ValueError("the batch carries language ids but LitLM does not know their names: train with "
+                             "TextData through a Trainer, or call set_language_names(names)")
+        if self._prior_rows is None:
+            self._prior_rows = torch.tensor(self.net.config.prior_index(self.language_names))
+        return self._prior_rows.to(language.device)[language]
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.net(ids)
 
@@ -87,7 +108,9 @@ class LitLM(L.LightningModule):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(mean loss with any auxiliary loss, summed nats, bytes spelled by the targets, the model's stats)."""
         if hasattr(self.net, "forward_with_loss"):  # FLEXITOKENS: boundary loss (language tags when the batch has them)
-            logits, aux, stats = self.net.forward_with_loss(batch["input"], batch.get("language"))
+            language = batch.get("language")
+            language = None if language is None else self._priors_of(language)
+            logits, aux, stats = self.net.forward_with_loss(batch["input"], language)
         else:
             logits, aux, stats = self.net(batch["input"]), 0.0, {}
         target = batch["target"]

@@ -165,6 +165,65 @@ def test_boundary_loss_is_byte_weighted_over_documents_with_their_priors(kind):
         torch.testing.assert_close(loss, torch.tensor(0.35 * 2 / 6))
 
 
+@pytest.mark.parametrize("kind", ["hinge", "binomial"])
+def test_per_row_languages_pick_their_priors(kind):
+    """Two rows, one language id each: en (α 0.3, σ 0.02) with 1 start among 4 bytes (p̂ 0.25, inside
+    the hinge band [0.24, 0.3]: 0) and ru (α 0.15, σ 0.01) with 2 among 4 (p̂ 0.5: 0.5 − 0.15 = 0.35).
+    Binomial by hand: −ln(C(4,1) 0.3 0.7³) / 4 and −ln(C(4,2) 0.15² 0.85²) / 4."""
+    model = tiny(boundary_loss=kind)
+    ids = torch.tensor([[BOS, 97, 98, 99, 100], [BOS, 101, 102, 103, 104]])
+    b = torch.tensor([[1.0, 0, 1, 0, 0], [1.0, 1, 0, 1, 0]])
+    out = FlexiOutput(torch.zeros(2, 5, 257), b, torch.ones(2, 5, dtype=torch.long))
+    loss, k, n = model.boundary_loss(ids, out, torch.tensor([0, 1]))
+    if kind == "hinge":
+        en, ru = 0.0, 0.35
+    else:
+        en = -math.log(math.comb(4, 1) * 0.3 * 0.7**3) / 4
+        ru = -math.log(math.comb(4, 2) * 0.15**2 * 0.85**2) / 4
+    assert loss.item() == pytest.approx((4 * en + 4 * ru) / 8, abs=1e-6)
+    assert (k.item(), n.item()) == (3.0, 8.0)
+    same, _, _ = model.boundary_loss(ids, out, torch.tensor([[0] * 5, [1] * 5]))  # (B, T) tags: the same
+    torch.testing.assert_close(same, loss)
+    default, _, _ = model.boundary_loss(ids, out)  # untagged: both rows use the first prior (en)
+    assert default.item() != pytest.approx(loss.item(), abs=1e-4)
+    with pytest.raises(ValueError, match="languages must be"):
+        model.boundary_loss(ids, out, torch.tensor([0, 1, 0]))
+
+
+def test_prior_index_falls_back_to_the_default():
+    config = FlexiTokensConfig(**TINY)
+    assert config.prior_index(["ru", "es", "en"]) == [1, 0, 0]
+
+
+def test_textdata_languages_reach_the_loss_through_litlm(tmp_path):
+    """TextData's ids (its own language order) are mapped to the model's priors (another order) by LitLM:
+    the loss of a mixed batch equals the model's loss with each row's prior picked by hand."""
+    import lightning as L
+
+    from tokenshift.models.data import TextData
+    from tokenshift.models.lit import LitLM
+
+    (tmp_path / "ru.txt").write_text("\n\n".join(f"Документ {i}: кот сидел на коврике." for i in range(20)))
+    (tmp_path / "en.txt").write_text("\n\n".join(f"Document {i}: the cat sat on the mat." for i in range(20)))
+    dm = TextData(train_files=[str(tmp_path / "ru.txt"), str(tmp_path / "en.txt")], seq_len=48, batch_size=8)
+    dm.setup("fit")
+    assert dm.language_names == ["ru", "en"]
+    L.seed_everything(0)
+    lit = LitLM(FlexiTokensConfig(**TINY))  # priors en (row 0), ru (row 1)
+    lit.net.eval()
+    batch = next(iter(dm.train_dataloader()))
+    with pytest.raises(ValueError, match="set_language_names"):
+        lit._losses(batch)
+    lit.set_language_names(dm.language_names)
+    assert set(batch["language"].tolist()) == {0, 1}
+    with torch.no_grad():
+        total, nats, _, stats = lit._losses(batch)
+        by_hand = lit.net.boundary_loss(batch["input"], lit.net.run(batch["input"]), 1 - batch["language"])[0]
+        untagged = lit.net.boundary_loss(batch["input"], lit.net.run(batch["input"]))[0]
+    torch.testing.assert_close(stats["boundary_loss"], by_hand)
+    assert abs(float(by_hand) - float(untagged)) > 1e-4  # the tags matter for this batch
+
+
 def test_straight_through_boundaries_are_exact_with_the_soft_gradient():
     """logits (0.3, −0.2), temperature 0.5, no noise: soft = sigmoid(0.6), sigmoid(−0.4) -> hard (1, 0),
     exactly, and d b / d logit = soft (1 − soft) / temperature."""

@@ -94,6 +94,28 @@ def test_byte_stream_rows_and_per_language_validation(corpus):
     assert bytes(ja_valid[-1]).decode() == "文書39：猫がマットの上に座った。"  # the last 5% held out
 
 
+def test_rows_are_packed_per_language_and_batches_carry_the_language(corpus):
+    """Each row holds one language's documents; batch["language"] indexes dm.language_names."""
+    dm = TextData(train_files=[str(corpus / "en.txt"), str(corpus / "ja.txt")], stream="bytes", seq_len=32,
+                  batch_size=8)
+    dm.setup("fit")
+    assert dm.language_names == ["en", "ja"]
+    rows, ids = dm.train_rows.inputs, dm.train_rows.languages
+    for row, lang in zip(rows.tolist(), ids.tolist()):
+        text = bytes(x for x in row if x != 256).decode("utf-8", "ignore")
+        has_ja = any(ord(ch) > 0x3000 for ch in text)
+        assert has_ja == (lang == 1), (lang, text)  # the English rows are ASCII, the Japanese ones are not
+    assert set(ids.tolist()) == {0, 1}
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["language"].shape == (8,) and batch["language"].dtype == torch.int64
+    for row, lang in zip(batch["input"].tolist(), batch["language"].tolist()):
+        idx = next(i for i, r in enumerate(rows.tolist()) if r == row)
+        assert ids[idx] == lang
+    for i, name in enumerate(dm.valid_languages):
+        valid = next(iter(dm.val_dataloader()[i]))
+        assert (valid["language"] == dm.language_names.index(name)).all()
+
+
 def test_token_stream_trains_and_reuses_a_tokenizer(corpus, tmp_path):
     kw = dict(train_files=[str(corpus / "en.txt")], stream="tokens", vocab_size=300, seq_len=16, batch_size=2,
               tokenizer=str(tmp_path / "tok"))
