@@ -151,8 +151,29 @@ def _greedy_text(model, tokenizer, prompt: bytes, new_tokens: int) -> bytes:
     return b"".join(vocab.pieces[i] or b"" for i in out[0, ids.shape[1]:].tolist())
 
 
+def _finetune_text(args: argparse.Namespace) -> bytes | None:
+    """The text `--finetune` trains on (checked before any work): --finetune-text, else the shared en.txt."""
+    from tokenshift.data import read_text_bytes, shared_data_dir
+
+    if args.finetune is None:
+        if args.finetune_text or args.finetune_new_only:
+            raise UserError("--finetune-text and --finetune-new-only need --finetune STEPS")
+        return None
+    if args.finetune <= 0:
+        raise UserError(f"--finetune: expected a positive number of training steps, got {args.finetune}")
+    if not args.finetune_lr > 0 or args.finetune_batch_size < 1 or args.finetune_bytes < 1:
+        raise UserError("--finetune-lr must be > 0, --finetune-batch-size and --finetune-bytes >= 1")
+    path = args.finetune_text
+    if path is None:
+        data = shared_data_dir()
+        if data is None:
+            raise UserError("--finetune: no --finetune-text given and ../shared/data/en.txt was not found")
+        path = data / "en.txt"
+    return read_text_bytes(path)[: args.finetune_bytes]
+
+
 def cmd_transplant(args: argparse.Namespace) -> int:
-    """Give a model a new tokenizer; optionally judge it in bits per byte before and after."""
+    """Give a model a new tokenizer; optionally finetune its embeddings and head, and judge it in bits per byte."""
     import shutil
     import tempfile
 
@@ -165,6 +186,7 @@ def cmd_transplant(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UserError(f"{out} exists and is not empty; pass --force to replace it")
     texts = {str(f): read_text_bytes(f)[: args.eval_bytes] for f in args.eval or []}  # fail before the work
+    finetune_text = _finetune_text(args)
     new_tok = load_tokenizer(args.tokenizer)
     if not hasattr(new_tok, "save_pretrained"):
         raise UserError(f"{args.tokenizer} is not a Hugging Face tokenizer, so the converted model could not be "
@@ -178,17 +200,34 @@ def cmd_transplant(args: argparse.Namespace) -> int:
     print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
           f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
           f"specials {report.specials} ({report.seconds:.0f} s)")
+    for name, data in texts.items():  # before finetuning changes `new` in place
+        report.eval[name] = {"before": token_bits_per_byte(model, old_tok, [data], progress=False),
+                             "after": token_bits_per_byte(new, new_tok, [data], progress=False)}
+    if finetune_text is not None:
+        from tokenshift.transplant import finetune_embeddings
+
+        print(f"\nfinetuning embeddings and head: {args.finetune} steps on {len(finetune_text)} bytes", flush=True)
+        ft = finetune_embeddings(new, new_tok, [finetune_text.decode("utf-8", "ignore")], args.finetune,
+                                 batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
+                                 train_new_rows_only=args.finetune_new_only)
+        ft["text"] = str(args.finetune_text) if args.finetune_text else "shared en.txt"
+        print(f"finetune: loss {ft['loss_start']:.3f} -> {ft['loss_end']:.3f}, {ft['tokens_seen']} tokens, "
+              f"{ft['seconds']:.0f} s")
+        for name, data in texts.items():
+            report.eval[name]["finetuned"] = token_bits_per_byte(new, new_tok, [data], progress=False)
     rows = []
     for name, data in texts.items():
-        before = token_bits_per_byte(model, old_tok, [data], progress=False)
-        after = token_bits_per_byte(new, new_tok, [data], progress=False)
-        rows.append([Path(name).name, f"{len(data)}", f"{before['bits_per_byte']:.4f}", f"{after['bits_per_byte']:.4f}",
-                     f"{after['bits_per_byte'] - before['bits_per_byte']:+.4f}",
-                     f"{before['bytes_per_token']:.2f} -> {after['bytes_per_token']:.2f}"])
-        report.eval[name] = {"before": before, "after": after}
+        scores = report.eval[name]
+        before, last = scores["before"], scores.get("finetuned", scores["after"])
+        rows.append([Path(name).name, f"{len(data)}", f"{before['bits_per_byte']:.4f}",
+                     f"{scores['after']['bits_per_byte']:.4f}"]
+                    + ([f"{last['bits_per_byte']:.4f}"] if "finetuned" in scores else [])
+                    + [f"{last['bits_per_byte'] - before['bits_per_byte']:+.4f}",
+                       f"{before['bytes_per_token']:.2f} -> {last['bytes_per_token']:.2f}"])
     if rows:
         print()
-        print(_format_table(rows, ["text", "bytes", "bpb before", "bpb after", "excess", "bytes/token"]))
+        print(_format_table(rows, ["text", "bytes", "bpb before", "bpb after"]
+                            + (["bpb finetuned"] if finetune_text is not None else []) + ["excess", "bytes/token"]))
     if args.generate:
         prompt = _unescape(args.generate).encode("utf-8")
         text = _greedy_text(new, new_tok, prompt, 24)
@@ -320,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--top-k", type=int, default=3, help="TokenAdapt global neighbours k (default 3)")
     tp.add_argument("--weight", type=float, default=0.3, help="TokenAdapt global weight w (default 0.3)")
     tp.add_argument("--force", action="store_true", help="replace --out if it exists")
+    tp.add_argument("--finetune", type=int, metavar="STEPS",
+                    help="then train the embeddings and head only (body frozen) for STEPS steps; --eval reports after")
+    tp.add_argument("--finetune-text", type=Path, metavar="FILE", help="text to finetune on (default ../shared/data/en.txt)")
+    tp.add_argument("--finetune-bytes", type=int, default=1_000_000, help="read its first N bytes (default 1000000)")
+    tp.add_argument("--finetune-lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    tp.add_argument("--finetune-batch-size", type=int, default=8, help="rows of 256 tokens per step (default 8)")
+    tp.add_argument("--finetune-new-only", action="store_true", help="train only the rows the transplant did not copy")
     fim = sub.add_parser("fim", help=COMMANDS["fim"][1], description=COMMANDS["fim"][1])
     fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens")
     fim.add_argument("--prefix-file", required=True, type=Path, help="the code before the gap")

@@ -1,9 +1,10 @@
 """tokenshift.transplant: give a pretrained model a new tokenizer (TokenAdapt and the baselines),
-dynamic tokenization and ANN output vocabularies (FAISS is imported only when an index is built)."""
+embedding/head recovery finetuning, dynamic tokenization and ANN output vocabularies (FAISS is imported only when an index is built)."""
 from .ann import AnnVocabulary
 from .api import METHODS, TRAINED_METHODS, TransplantReport, save_transplant, transplant
 from .aux import AuxEmbedder
 from .dynamic import DynamicTokenizer, HeuristicEmbedder, score_dynamic
+from .finetune import finetune_embeddings
 
 __all__ = ["METHODS", "TRAINED_METHODS", "AnnVocabulary", "AuxEmbedder", "DynamicTokenizer", "HeuristicEmbedder",
-           "TransplantReport", "save_transplant", "score_dynamic", "transplant"]
+           "TransplantReport", "finetune_embeddings", "save_transplant", "score_dynamic", "transplant"]

@@ -57,9 +57,36 @@ class TransplantReport:
     tied: bool = True
     seconds: float = 0.0
     eval: dict[str, Any] = field(default_factory=dict)  # text -> bits per byte before/after (CLI --eval)
+    copied_ids: str = ""  # new ids whose rows are exact copies of old rows, as ranges ("0-255,260"; id_ranges)
+    finetune: dict[str, Any] = field(default_factory=dict)  # finetune_embeddings' summary (CLI --finetune)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+
+
+def id_ranges(ids: list[int]) -> str:
+    """Ids as compact ranges, so a report can list tens of thousands of them on one line.
+
+    Example: [0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"; parse_id_ranges reads it back.
+    """
+    out, ids = [], sorted(set(ids))
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def parse_id_ranges(text: str) -> list[int]:
+    """The ids `id_ranges` wrote: "0-2,5" -> [0, 1, 2, 5]."""
+    ids: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        ids.extend(range(int(lo), int(hi or lo) + 1))
+    return ids
 
 
 def _vocab(tok: Any) -> ByteVocab:
@@ -147,6 +174,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
             out_out[index] = rows_out[torch.from_numpy(shared_old)]
         done[shared_new] = True
     report.copied = len(shared_new)
+    copied_ids = list(shared_new)
 
     # 2. specials: same text, then same role
     old_by_text = {text: i for i, text in old.special.items() if i < rows_in.shape[0]}
@@ -162,6 +190,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
             if out_out is not None:
                 out_out[i] = rows_out[j]
             report.specials[text] = f"{old.special.get(j, j)} ({'same text' if text in old_by_text else role})"
+            copied_ids.append(i)
         else:  # an unknown marker (a chat or FIM token): the mean of the old specials' rows, a neutral start
             pool = torch.tensor(special_rows) if special_rows else torch.arange(rows_in.shape[0])
             out_in[i] = rows_in[pool].mean(0)
@@ -204,6 +233,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
         if out_out is not None:
             out_out[torch.tensor(unused)] = rows_out.mean(0)
 
+    report.copied_ids = id_ranges(copied_ids)
     result = model if inplace else copy.deepcopy(model)
     _install(result, out_in, out_out, new_tokenizer, new)
     report.seconds = time.perf_counter() - started

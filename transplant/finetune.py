@@ -1,0 +1,291 @@
+"""Recovery after a transplant: train only the input embeddings and the LM head, on a text file.
+
+What ReTok (arXiv 2410.04335) does after re-initialising the two layers and
+what users of a transplanted model do next: the body stays frozen, so the
+model keeps what it knew and only learns to read and write the new ids. With
+`train_new_rows_only`, the rows `transplant()` copied exactly (tokens both
+vocabularies share, specials mapped by text or role) get no gradient either:
+only the estimated rows move.
+
+Training (a LightningModule and `lightning.Trainer`, `max_steps` = steps):
+- AdamW (betas 0.9/0.95) with **no weight decay**: decay would shrink every
+  row, including rows that get no gradient (copied rows under
+  `train_new_rows_only`, padded rows, tokens absent from the text), and
+  there is no body whose weights need regularising. With zero gradient and
+  zero decay, Adam's update of a row is exactly zero, so masked rows stay
+  bit-identical.
+- Linear warmup over 10% of the steps, then cosine to 10% of the learning
+  rate (`models.lit.lr_factor`, the schedule of every model trained here).
+  Neither the ReTok nor the TokenAdapt paper publishes a recipe for this step
+  (TokenAdapt's point is to need less of it; ../shared/methods/transplant.md);
+  warmup keeps Adam's first, badly-scaled steps from wrecking the
+  transplanted rows, and the cosine tail lets a short, fixed budget settle
+  instead of ending on a full-size step.
+- Gradient clipping at norm 1.0; the default learning rate 1e-3 is the usual
+  size for embedding-only training (larger than full fine-tuning: far fewer
+  parameters, each seen rarely).
+- Data: the text is cut into documents (blank lines, `# file:` headers:
+  `models.data.split_documents`), encoded canonically, and packed into rows
+  of `block_size` ids, each piece after the document start token
+  (`<|endoftext|>`, as `token_bits_per_byte` reads texts), drawn by the
+  project's seeded endless shuffle (`models.data.StepBatches`). A HF model
+  attends across the documents packed in one row, as usual causal-LM packing
+  does. Logits are cut to the tokenizer's ids, so padded rows (a matrix
+  longer than the vocabulary) get no gradient and stay untouched.
+
+Same seed, same data, same steps -> the same weights (on one device). The
+model is trained in place and stays an ordinary HF model: its parameters'
+`requires_grad`, its train/eval mode and its device are restored, and the
+gradient hooks removed, so `save_pretrained` / `AutoModelForCausalLM` work
+as before. Not handled: resuming an interrupted finetune (no checkpoints are
+written: they would hold the whole frozen body); LoRA or unfreezing the body.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tokenshift.bytelevel import ByteVocab
+
+LN2 = math.log(2.0)
+
+
+def trainable_matrices(model: Any) -> list[torch.nn.Parameter]:
+    """The input embedding matrix and, when the head is untied, the output matrix (one parameter if tied)."""
+    rows_in = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    if out is None or out.weight is rows_in or out.weight.data_ptr() == rows_in.data_ptr():
+        return [rows_in]
+    return [rows_in, out.weight]
+
+
+def row_mask(n_rows: int, vocab_size: int, frozen: Sequence[int] = ()) -> torch.Tensor:
+    """(n_rows, 1) float mask: 1 for rows that train, 0 for padded rows (>= vocab_size) and `frozen` ids.
+
+    Example: row_mask(5, 4, [1]) -> [[1], [0], [1], [1], [0]].
+    """
+    mask = torch.zeros(n_rows, 1)
+    mask[: min(vocab_size, n_rows)] = 1.0
+    frozen = [i for i in frozen if 0 <= i < n_rows]
+    if frozen:
+        mask[torch.tensor(frozen)] = 0.0
+    return mask
+
+
+def _read_texts(texts_or_path: Any) -> list[str]:
+    from tokenshift.data import read_text_bytes
+
+    if isinstance(texts_or_path, (str, Path)):
+        return [read_text_bytes(texts_or_path).decode("utf-8")]
+    if isinstance(texts_or_path, (list, tuple)) and texts_or_path:
+        return [t.decode("utf-8") if isinstance(t, (bytes, bytearray)) else str(t) for t in texts_or_path]
+    raise TypeError(f"texts_or_path: expected a text file path or a non-empty list of texts, got "
+                    f"{type(texts_or_path).__name__}{' (empty)' if isinstance(texts_or_path, (list, tuple)) else ''}")
+
+
+def pack_text(vocab: ByteVocab, texts: list[str], block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets), (N, block_size) each: the texts' documents, encoded and packed after the start token."""
+    from tokenshift.models.data import split_documents
+    from tokenshift.models.packing import pack
+
+    docs = []
+    for text in texts:
+        for doc in split_documents(text):
+            ids = vocab.encode(doc.encode("utf-8"), strict=False)
+            if ids:
+                docs.append(ids)
+    if not docs:
+        raise ValueError("finetune_embeddings: the text has no content to train on; pass a non-empty UTF-8 text")
+    start = vocab.start_id
+    end = vocab.eos_id if vocab.eos_id is not None else start
+    return pack(docs, bos=start, eot=end, seq_len=block_size)
+
+
+def _module_class():
+    """The LightningModule, defined on first use (lightning is a heavy import)."""
+    import lightning as L
+    import torch.nn.functional as F
+
+    from tokenshift.models.lit import lr_factor
+    from tokenshift.models.packing import IGNORE
+
+    class EmbeddingFinetune(L.LightningModule):
+        """Next-token cross-entropy of a HF causal LM whose trainable parameters are set by the caller."""
+
+        def __init__(self, net: Any, vocab_size: int, target_bytes: torch.Tensor, lr: float, warmup: int,
+                     min_lr_ratio: float = 0.1):
+            super().__init__()
+            self.net = net  # the name ExportPretrained expects
+            self.vocab_size, self.lr, self.warmup, self.min_lr_ratio = vocab_size, lr, warmup, min_lr_ratio
+            self.register_buffer("target_bytes", target_bytes, persistent=False)
+            self.losses: list[float] = []
+            self.tokens_seen = 0
+
+        def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            logits = self.net(input_ids=batch["input"]).logits[..., : self.vocab_size]  # (B, T, V): no padded rows
+            target = batch["target"]
+            nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE,
+                                   reduction="sum")
+            keep = target != IGNORE
+            n_tokens = keep.sum().clamp(min=1)
+            n_bytes = self.target_bytes[target.clamp(min=0)][keep].sum().clamp(min=1)
+            loss = nats / n_tokens
+            self.losses.append(float(loss.detach()))
+            self.tokens_seen += int(keep.sum())
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/bpb", nats / LN2 / n_bytes, prog_bar=True)
+            self.log("lr", self.optimizers().param_groups[0]["lr"])
+            return loss
+
+        def configure_optimizers(self) -> dict:
+            params = [p for p in self.net.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=self.lr, betas=(0.9, 0.95), weight_decay=0.0)
+            total = self.trainer.max_steps
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: lr_factor(step, self.warmup, total, self.min_lr_ratio))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return EmbeddingFinetune
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's start-up notes (devices found, logger tips) and warnings that do not apply here: an endless
+    in-memory loader wants no workers, and a frozen body is meant."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            for message in (".*does not have many workers.*", ".*LeafSpec.*", ".*module\\(s\\) in eval mode.*",
+                            ".*max_steps=.* reached.*"):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _accelerator(device: str) -> str:
+    choices = {"auto": "auto", "cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "mps": "mps"}
+    if device not in choices:
+        raise ValueError(f"device: unknown {device!r}; choose one of {', '.join(choices)}")
+    return choices[device]
+
+
+def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: int, batch_size: int = 8,
+                        block_size: int = 256, learning_rate: float = 1e-3, train_new_rows_only: bool = False,
+                        seed: int = 0, out_dir: str | Path | None = None, device: str = "auto",
+                        copied_rows: Sequence[int] | None = None, warmup_ratio: float = 0.1,
+                        gradient_clip: float = 1.0, progress: bool = True) -> dict:
+    """Train `model`'s input embeddings and LM head (nothing else) for `steps` steps on a text; in place.
+
+    `tokenizer`: the model's (new) tokenizer, a HF tokenizer or a `ByteVocab`.
+    `texts_or_path`: a UTF-8 text file, or a list of texts. `train_new_rows_only`:
+    freeze the rows the transplant copied, read from `model.transplant_report`
+    (or given as `copied_rows`, new ids). `out_dir`: also write `metrics.jsonl`
+    (per-step loss, bits per byte, lr) and the finetuned model in `out_dir/model`.
+    Returns a summary: steps, loss_start / loss_end (mean of the first and
+    last tenth of the steps, at most 10), losses, seconds, tokens_seen, and
+    the settings. The summary is also stored in `model.transplant_report.finetune`
+    when the model has a report.
+    """
+    import lightning as L
+
+    from tokenshift.models.data import Rows, StepBatches
+    from tokenshift.models.train import ExportPretrained, MetricsLog
+
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        raise ValueError(f"steps: expected a positive number of training steps, got {steps!r}")
+    for name, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if not isinstance(value, int) or value < (2 if name == "block_size" else 1):
+            raise ValueError(f"{name}: expected an integer >= {2 if name == 'block_size' else 1}, got {value!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate: expected > 0, got {learning_rate!r}")
+    if not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio: expected a fraction in [0, 1), got {warmup_ratio!r}")
+    accelerator = _accelerator(device)
+    report = getattr(model, "transplant_report", None)
+    if train_new_rows_only and copied_rows is None:
+        if report is None or not report.copied_ids:
+            raise ValueError("train_new_rows_only needs to know which rows were copied: call it on the model "
+                             "transplant() returned, or pass copied_rows= (the ids; a saved report's copied_ids "
+                             "read with tokenshift.transplant.api.parse_id_ranges)")
+        from .api import parse_id_ranges
+
+        copied_rows = parse_id_ranges(report.copied_ids)
+    texts = _read_texts(texts_or_path)
+    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    matrices = trainable_matrices(model)
+    n_rows = matrices[0].shape[0]
+    if n_rows < len(vocab.pieces):
+        raise ValueError(f"the model has {n_rows} embedding rows but the tokenizer has {len(vocab.pieces)} ids; "
+                         "pass the tokenizer the model was transplanted to")
+    inputs, targets = pack_text(vocab, texts, block_size)
+    target_bytes = torch.tensor([len(p) if p else 0 for p in vocab.pieces], dtype=torch.float32)
+
+    mask = row_mask(n_rows, len(vocab.pieces), copied_rows if train_new_rows_only else ())
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training, home = model.training, matrices[0].device
+    hooks = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in matrices:
+        p.requires_grad_(True)
+        hooks.append(p.register_hook(lambda g: g * mask.to(g.device, g.dtype)))
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    warmup = max(1, round(warmup_ratio * steps)) if warmup_ratio else 0
+    module = _module_class()(model, len(vocab.pieces), target_bytes, learning_rate, warmup)
+    loader = torch.utils.data.DataLoader(Rows(inputs, targets), batch_sampler=StepBatches(len(inputs), batch_size,
+                                                                                           seed))
+    callbacks = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        callbacks = [MetricsLog(out / "metrics.jsonl"), ExportPretrained(out / "model")]
+    with _quiet_lightning():
+        trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                            gradient_clip_val=gradient_clip, callbacks=callbacks, num_sanity_val_steps=0,
+                            limit_val_batches=0, default_root_dir=str(out_dir) if out_dir else None)
+    started = time.perf_counter()
+    try:
+        model.train()  # dropout as in any fine-tuning (Llama-style models have none)
+        with _quiet_lightning():
+            trainer.fit(module, train_dataloaders=loader)
+    finally:
+        for h in hooks:
+            h.remove()
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
+        model.to(home)
+        model.train(was_training)
+    seconds = time.perf_counter() - started
+    if out_dir is not None and hasattr(tokenizer, "save_pretrained"):
+        tokenizer.save_pretrained(Path(out_dir) / "model")
+    losses = module.losses
+    k = max(1, min(10, len(losses) // 10))
+    summary = {
+        "steps": len(losses), "loss_start": float(np.mean(losses[:k])), "loss_end": float(np.mean(losses[-k:])),
+        "losses": [round(x, 5) for x in losses], "seconds": seconds, "tokens_seen": module.tokens_seen,
+        "train_rows": int(len(inputs)), "train_tokens": int((targets != -100).sum()),
+        "batch_size": batch_size, "block_size": block_size, "learning_rate": learning_rate,
+        "schedule": f"AdamW (0.9, 0.95), no weight decay; linear warmup {warmup} steps, cosine to 0.1x; clip "
+                    f"{gradient_clip}",
+        "train_new_rows_only": train_new_rows_only, "trainable_rows": int(mask.sum()),
+        "matrices": "tied embeddings/head" if len(matrices) == 1 else "input embeddings + untied head",
+        "seed": seed, "device": str(trainer.strategy.root_device),
+    }
+    if report is not None:
+        report.finetune = summary
+    return summary
