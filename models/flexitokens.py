@@ -21,12 +21,19 @@ packs each language into its own rows and tags each row; `LitLM` turns the data'
 ids into rows of `priors` (`prior_index`), so one batch can mix languages, each with its prior. p̂ is measured per document (BOS and
 padding excluded) and the per-document losses are averaged weighted by their byte counts.
 Generation is cached: byte layers step every byte, the backbone once per closed segment
-(the anchors ship no generation). Outside training the boundaries are deterministic,
-sigmoid(logit / temperature) > threshold with no noise, so the model is an exact ByteModel.
-Caveat: Nawrot's `hourglass.py` samples the relaxed Bernoulli in evaluation too; a predictor
-that has learned a rate α < 0.5 without confident logits (p ≈ α everywhere) samples about α
-in training but thresholds to no boundaries here (a 150-step tiny run: 0.21 sampled, 0.0
-deterministic). How to evaluate (seeded sampling, a calibrated threshold) is still open. Written from the formulas in the papers and
+(the anchors ship no generation).
+
+Boundaries outside training (`eval_boundaries`). Training draws fresh logistic noise g per
+byte, so a boundary is sigmoid((logit + g) / τ) > 0.5, i.e. logit + g > 0: a Bernoulli draw
+with p = sigmoid(logit). Nawrot's `hourglass.py` (which FLEXITOKENS builds on) samples in
+evaluation too, so the default, `"sampled"`, keeps that distribution but makes the noise a
+fixed function of (`eval_seed`, the byte's position in its document) (`position_noise`):
+the full forward, cached generation and every repeated score see the same boundaries, and
+the model stays an exact, autoregressive ByteModel. `"threshold"` drops the noise
+(sigmoid(logit / τ) > 0.5, i.e. logit > 0): reproducible too, but a predictor that learned a
+rate α < 0.5 without confident logits (p ≈ α everywhere) then makes no boundaries at all
+(a 150-step tiny run: 0.21 sampled in training, 0.0 thresholded), so bits per byte and
+compression would be measured on a segmentation the model never trained on. Written from the formulas in the papers and
 `shared/methods/bytemodels.md`; the anchors' code has no licence and was not copied.
 Blocks are Llama-style (`layers.py`, RMSNorm instead of the papers' post-LayerNorm
 Transformer-XL). Not here: several predictors per script, entropy/unigram supervision.
@@ -45,6 +52,7 @@ from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
 from .layers import Block, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
 
 BoundaryLoss = Literal["hinge", "binomial"]
+EvalBoundaries = Literal["sampled", "threshold"]
 
 
 def _default_priors() -> dict[str, tuple[float, float]]:
@@ -71,6 +79,8 @@ class FlexiTokensConfig:
     boundary_weight: float = 1.0  # the boundary loss is added to the byte cross-entropy with this weight
     band: float = 3.0  # λ: the hinge allows rates down to α − λσ (FLEXITOKENS default 3)
     priors: dict[str, tuple[float, float]] = field(default_factory=_default_priors)  # language -> (α, σ)
+    eval_boundaries: EvalBoundaries = "sampled"  # outside training: noise fixed per position, or none (module doc)
+    eval_seed: int = 0  # seeds the fixed per-position noise of eval_boundaries="sampled"
     max_bytes: int = 8192  # context window in bytes for generation and scoring
     rope_theta: float = 10000.0
     init_std: float = 0.02
@@ -85,6 +95,8 @@ class FlexiTokensConfig:
                              f"d_backbone {self.d_backbone} / {self.n_heads_backbone}")
         if self.boundary_loss not in BOUNDARY_LOSSES:
             raise ValueError(f"boundary_loss must be one of {', '.join(BOUNDARY_LOSSES)}, got {self.boundary_loss!r}")
+        if self.eval_boundaries not in ("sampled", "threshold"):
+            raise ValueError(f"eval_boundaries must be 'sampled' or 'threshold', got {self.eval_boundaries!r}")
         if self.temperature <= 0 or not 0 < self.threshold < 1:
             raise ValueError(f"need temperature > 0 and 0 < threshold < 1, got {self.temperature}, {self.threshold}")
         if not self.priors:
@@ -135,16 +147,41 @@ def binomial_boundary_loss(n_boundaries: torch.Tensor, n_bytes: torch.Tensor, pr
 BOUNDARY_LOSSES = {"hinge": hinge_boundary_loss, "binomial": binomial_boundary_loss}
 
 
-def relaxed_boundaries(logits: torch.Tensor, temperature: float, threshold: float, sample: bool) -> torch.Tensor:
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mixer (lowbias32) on int64 tensors holding values in [0, 2**32)."""
+    mask = 0xFFFFFFFF
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & mask  # int64 products wrap, but their low 32 bits are exact
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & mask
+    return x ^ (x >> 16)
+
+
+def position_noise(positions: torch.Tensor, seed: int) -> torch.Tensor:
+    """Logistic noise log u − log(1 − u), float64, with u a fixed function of (seed, position).
+
+    What `eval_boundaries="sampled"` adds to the boundary logits: the same byte position always
+    gets the same draw, whatever came before and however the text is fed (whole or byte by byte).
+    """
+    key = int(_hash32(torch.tensor(seed % 2**32)))
+    x = _hash32((positions.long() & 0xFFFFFFFF) ^ key)
+    u = (x.double() + 0.5) / 2.0**32
+    return torch.log(u) - torch.log1p(-u)
+
+
+def relaxed_boundaries(logits: torch.Tensor, temperature: float, threshold: float, sample: bool,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
     """Hard 0/1 boundaries with a straight-through gradient: hard + soft − soft.detach().
 
-    soft = sigmoid((logit + logistic noise) / temperature) when `sample` (a RelaxedBernoulli
-    draw, training), sigmoid(logit / temperature) otherwise (deterministic: generation and
-    scoring). Example: logit 0.3, no noise, temperature 0.5: soft = sigmoid(0.6) = 0.646 -> 1.
+    soft = sigmoid((logit + logistic noise) / temperature) when `sample` (a fresh RelaxedBernoulli
+    draw, training) or with the given `noise` (fixed, `position_noise`), sigmoid(logit / temperature)
+    otherwise. Example: logit 0.3, no noise, temperature 0.5: soft = sigmoid(0.6) = 0.646 -> 1.
     """
     if sample:
         u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
         logits = logits + torch.log(u) - torch.log1p(-u)
+    elif noise is not None:
+        logits = logits + noise.to(logits.dtype)
     soft = torch.sigmoid(logits / temperature)
     hard = (soft > threshold).to(soft.dtype)
     return hard + (soft - soft.detach())  # exactly `hard` in value (hard - soft + soft may round)
@@ -222,12 +259,14 @@ class FlexiTokensLM(PretrainedByteLM):
             h = block(h, positions, mask, caches[i] if caches else None)
         return h
 
-    def boundaries(self, h: torch.Tensor, start: torch.Tensor, sample: bool) -> torch.Tensor:
+    def boundaries(self, h: torch.Tensor, start: torch.Tensor, positions: torch.Tensor, sample: bool) -> torch.Tensor:
         """(B, T) straight-through 0/1 from states h (B, T, d_byte); forced to 1 where `start` (BOS).
 
-        `sample`: Gumbel noise (training); without it the boundaries are deterministic."""
+        `sample`: fresh Gumbel noise (training); otherwise `config.eval_boundaries` decides: noise
+        fixed by each byte's position in its document (`positions`, (B, T)), or none."""
         c = self.config
-        b = relaxed_boundaries(self.predictor(h), c.temperature, c.threshold, sample)
+        noise = position_noise(positions, c.eval_seed) if not sample and c.eval_boundaries == "sampled" else None
+        b = relaxed_boundaries(self.predictor(h), c.temperature, c.threshold, sample, noise)
         return torch.where(start, torch.ones_like(b), b)
 
     def run_backbone(self, pooled: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
@@ -260,7 +299,7 @@ class FlexiTokensLM(PretrainedByteLM):
         segments, positions = segments_from_bos(ids, BOS)
         start = ids == BOS
         h = self.encode(ids, positions, causal_segment_mask(segments))
-        b = self.boundaries(h, start, sample=self.training)  # (B, T)
+        b = self.boundaries(h, start, positions, sample=self.training)  # (B, T)
         slot = ((b.detach() + start).cumsum(1) - 1).long()  # (B, T) exact: sums of small integers
         moved = (b - b.detach()).cumsum(1)  # zero in value; the straight-through gradient
         first = torch.arange(T, device=ids.device) - positions  # each position's BOS
@@ -330,7 +369,7 @@ class FlexiTokensState(CachedByteState):
     Feeding bytes runs the byte layers and the predictor on them; each byte that starts a
     segment closes the open one, which is pooled and pushed through one backbone step; the
     post layers then read the newest closed slot. Same stages as `FlexiTokensLM.run` in
-    eval mode (boundaries without noise, whatever the model's mode), so the log-probs match it.
+    eval mode (`eval_boundaries`, whatever the model's mode), so the log-probs match it.
     """
 
     def _setup(self) -> None:
@@ -352,7 +391,7 @@ class FlexiTokensState(CachedByteState):
         x = torch.tensor([ids], device=dev)
         positions = torch.arange(self.n, self.n + len(ids), device=dev)[None]
         h = model.encode(x, positions, None, self.pre)
-        b = model.boundaries(h, x == BOS, sample=False)[0].tolist()  # only the first id can be BOS
+        b = model.boundaries(h, x == BOS, positions, sample=False)[0].tolist()  # only the first id can be BOS
         closed, context = [], []
         for i in range(len(ids)):
             p = self.n + i

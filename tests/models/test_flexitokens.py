@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tokenshift.bytelevel import generate_bytes, score_bytes
 from tokenshift.models.base import BOS, is_native, load_pretrained
 from tokenshift.models.flexitokens import (FlexiOutput, FlexiTokensConfig, FlexiTokensLM, binomial_boundary_loss,
-                                           hinge_boundary_loss, mean_pool, relaxed_boundaries)
+                                           hinge_boundary_loss, mean_pool, position_noise, relaxed_boundaries)
 from tokenshift.models.hat import HATLM
 
 TEXT = "Hi, wörld! 日本語です。 🙂 Привет\n\tx = y.z  ".encode() + b"\xff\xe6\x97"
@@ -58,10 +58,11 @@ def test_untrained_model_has_some_boundaries_at_about_the_prior():
     assert 0.1 < rate < 0.6
 
 
-def test_training_forward_is_autoregressive():
+@pytest.mark.parametrize("eval_boundaries", ["sampled", "threshold"])
+def test_training_forward_is_autoregressive(eval_boundaries):
     """Changing byte t changes no output before t (output i predicts byte i from bytes < i), and no
     boundary before t (the boundary at byte u depends on bytes <= u only)."""
-    model = tiny()
+    model = tiny(eval_boundaries=eval_boundaries)
     base, base_b = full_logprobs(model, TEXT), boundaries(model, TEXT)
     for t in range(len(TEXT)):
         for new in {0x20, 0x41, 0xE6, TEXT[t] ^ 0x01} - {TEXT[t]}:
@@ -87,8 +88,10 @@ def test_sampled_boundaries_in_training_are_autoregressive_too():
         torch.testing.assert_close(out[0, : t + 1], base[0, : t + 1], atol=1e-5, rtol=0)
 
 
-def test_cached_generation_matches_full_forward():
-    for model, atol in ((tiny(), 5e-5), (_MODEL64, 1e-9)):
+@pytest.mark.parametrize("eval_boundaries", ["sampled", "threshold"])
+def test_cached_generation_matches_full_forward(eval_boundaries):
+    for model, atol in ((tiny(eval_boundaries=eval_boundaries), 5e-5),
+                        (tiny(dtype=torch.float64, eval_boundaries=eval_boundaries), 1e-9)):
         full = full_logprobs(model, TEXT)
         state = model.start(b"")
         for i, byte in enumerate(TEXT):
@@ -112,6 +115,40 @@ def test_cached_matches_full_on_any_bytes(data):
         torch.testing.assert_close(state.logprobs(), full[i], atol=1e-9, rtol=0)
         state.advance(data[i])
     torch.testing.assert_close(state.logprobs(), full[-1], atol=1e-9, rtol=0)
+
+
+def test_position_noise_is_logistic_and_fixed_per_position():
+    """The same (seed, position) always gives the same draw; over many positions u is uniform, so the
+    noise has the logistic distribution's mean 0 and variance π²/3; another seed gives other draws."""
+    pos = torch.arange(200_000)
+    g = position_noise(pos, 0)
+    assert g.dtype == torch.float64 and torch.equal(g, position_noise(pos, 0))
+    torch.testing.assert_close(position_noise(pos[[5, 7]], 0), g[[5, 7]], atol=0, rtol=0)
+    assert abs(g.mean().item()) < 0.02 and g.var().item() == pytest.approx(math.pi**2 / 3, rel=0.02)
+    assert (torch.sigmoid(g) < 0.3).double().mean().item() == pytest.approx(0.3, abs=0.005)  # u = sigmoid(g)
+    assert (position_noise(pos[:1000], 1) != g[:1000]).double().mean() > 0.99
+
+
+def test_sampled_eval_boundaries_are_deterministic_and_keep_the_training_rate():
+    """A predictor with no confident logits (every logit ≈ logit(0.3)): training samples a rate of ~0.3;
+    eval "threshold" makes no boundaries (logit < 0); eval "sampled" makes ~0.3, the same on every call,
+    and scoring twice gives the same number."""
+    text = ("the quick brown fox jumps over the lazy dog. " * 10).encode()
+    rates = {}
+    for mode in ("sampled", "threshold"):
+        model = tiny(eval_boundaries=mode, init_std=1e-4)
+        first, again = boundaries(model, text), boundaries(model, text)
+        assert torch.equal(first, again)
+        rates[mode] = first[1:].mean().item()
+        assert score_bytes(model, text, progress=False) == score_bytes(model, text, progress=False)
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        trained = model.run(torch.tensor([[BOS, *text]])).boundaries[0, 1:].mean().item()
+    assert rates["threshold"] == 0.0
+    assert rates["sampled"] == pytest.approx(0.3, abs=0.06) and trained == pytest.approx(0.3, abs=0.06)
+    other = tiny(eval_boundaries="sampled", init_std=1e-4, eval_seed=1)
+    assert not torch.equal(boundaries(other, text), boundaries(tiny(eval_boundaries="sampled", init_std=1e-4), text))
 
 
 def test_packed_documents_do_not_see_each_other():
@@ -294,6 +331,8 @@ def test_bad_input_and_config_errors():
         FlexiTokensConfig(boundary_loss="entropy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="prior for 'en'"):
         FlexiTokensConfig(priors={"en": (1.5, 0.1)})
+    with pytest.raises(ValueError, match="eval_boundaries must be"):
+        FlexiTokensConfig(eval_boundaries="argmax")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="divide into heads"):
         FlexiTokensConfig(d_byte=30, n_heads_byte=4)
 
@@ -365,7 +404,7 @@ def test_shipped_configs_build_the_model(name):
 def test_trained_hinge_model_settles_inside_its_band():
     """150 steps on a small corpus (α 0.25, σ 0.02, λ 3: band [0.19, 0.25]): the sampled boundary rate
     (training mode, as the loss sees it) ends inside the band. Seeded, so it is the same run every time.
-    (In eval mode boundaries are thresholded without noise; see the module docstring.)"""
+    In eval mode the default fixed-noise sampling keeps about that rate; thresholding loses it."""
     from tokenshift.models.packing import pack
 
     torch.manual_seed(0)
@@ -387,3 +426,13 @@ def test_trained_hinge_model_settles_inside_its_band():
     rate = float(stats["boundaries"] / stats["bytes"])
     assert 0.19 <= rate <= 0.25, f"boundary rate {rate:.3f} is outside the hinge band [0.19, 0.25]"
     assert ce.item() < 1.0
+    model.eval()
+    eval_rates = {}
+    for mode in ("sampled", "threshold"):
+        model.config.eval_boundaries = mode
+        with torch.no_grad():
+            _, _, stats = model.forward_with_loss(inputs)
+        eval_rates[mode] = float(stats["boundaries"] / stats["bytes"])
+    # the documents are near-copies, so the fixed per-position draws repeat: ~50 independent draws, not 10k
+    assert abs(eval_rates["sampled"] - rate) < 0.06, (rate, eval_rates)
+    assert eval_rates["threshold"] < 0.05, (rate, eval_rates)
