@@ -311,6 +311,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(args.rest)
 
 
+def cmd_segment(args: argparse.Namespace) -> int:
+    """Print a text with a FLEXITOKENS model's segment boundaries marked; optionally HTML and PNG views."""
+    from tokenshift.models.base import is_native, load_pretrained
+    from tokenshift.models.flexitokens import FlexiTokensLM
+    from tokenshift.models.segment import bytes_per_segment, render_html, render_png, render_text, segment
+
+    if (args.text is None) == (args.file is None):
+        raise UserError("give the text with --text or --file (one of them)")
+    text = _unescape(args.text).encode("utf-8") if args.text is not None else args.file.read_bytes()
+    if not is_native(args.model):
+        raise UserError(f"{args.model} is not a model folder from `tokenshift train`")
+    model = load_pretrained(args.model)
+    if not isinstance(model, FlexiTokensLM):
+        raise UserError(f"{args.model} is a {type(model).__name__}; segment needs a FLEXITOKENS model")
+    segments = segment(model, text, args.boundaries)
+    mode = args.boundaries or model.config.eval_boundaries
+    print(render_text(segments))
+    print(f"-- {len(text)} bytes, {len(segments)} segments, {bytes_per_segment(segments):.2f} bytes per segment "
+          f"(boundaries: {mode})")
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(render_html(segments, title=str(args.model)), encoding="utf-8")
+        print(f"wrote {args.html}")
+    if args.png:
+        render_png(segments, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "audit": (cmd_audit, "compare tokenizers: bytes per token per language, unreachable/duplicate tokens"),
     "generate": (cmd_generate, "continue a prompt byte by byte with exact byte probabilities"),
@@ -320,6 +349,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "train": (cmd_train, "train a byte-level LM (HAT, ByteLM) or a BPE baseline from a YAML config (LightningCLI)"),
     "train-hypernet": (cmd_train_hypernet, "train a ZeTT hypernetwork that predicts a model's embeddings for any tokenizer"),
     "dynamic": (cmd_dynamic, "dynamic tokenization: batch-level merges, shorter sequences and their bits-per-byte cost"),
+    "segment": (cmd_segment, "show where a FLEXITOKENS model puts its segment boundaries (text, HTML, PNG)"),
 }
 
 
@@ -384,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     dyn.add_argument("--chunk-bytes", type=int, default=512, help="bytes per chunk (default 512)")
     dyn.add_argument("--max-bytes", type=int, default=16384, help="read the first N bytes of each file")
     dyn.add_argument("--hypernet", help="a trained ZeTT hypernetwork folder for the new tokens' rows (default FVT)")
+    seg = sub.add_parser("segment", help=COMMANDS["segment"][1], description=COMMANDS["segment"][1])
+    seg.add_argument("model", help="a FLEXITOKENS model folder from `tokenshift train`")
+    seg.add_argument("--text", help="the text to segment (\\n and \\t are understood)")
+    seg.add_argument("--file", type=Path, help="or a UTF-8 text file")
+    seg.add_argument("--boundaries", choices=("sampled", "threshold"),
+                     help="override the model's eval_boundaries (default: the model's own)")
+    seg.add_argument("--html", type=Path, help="also write an HTML page (alternating backgrounds per segment)")
+    seg.add_argument("--png", type=Path, help="also write a small PNG")
     sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1], add_help=False)
     sub.add_parser("train-hypernet", help=COMMANDS["train-hypernet"][1], add_help=False)
     return parser
