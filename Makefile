@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo audit test test-slow bench bench-quick notebooks clean
+.PHONY: demo audit test test-slow bench bench-quick report notebooks clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,62 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Every full benchmark, then the README tables (bench/report.py). Expected total on a 2-core CPU:
+# about 9 hours: audit 1 min, exact_sampling 3, transplant ~35, the FIM model ~30 (once: kept in
+# runs/fim-tokenlm), fim ~105 (300 cut prompts + 300 middles), ensemble ~80 (Gemma-3 dominates),
+# dynamic ~20, ann ~45 (1M rows: index building dominates), hat ~35 (10 min a model), hypernet
+# ~150 (15 + 30 + 45 min of training, then every transplant), flexitokens once it exists.
+# Cheap runs first, so a broken set-up fails in minutes; each bench writes bench/results/NAME.json.
+bench: $(STAMP) runs/fim-tokenlm/config.json
+	$(MAKE) audit
+	OMP_NUM_THREADS=2 $(BIN)/python bench/exact_sampling.py
+	$(BIN)/python bench/dynamic.py
+	$(BIN)/python bench/transplant.py
+	$(BIN)/python bench/fim.py --minutes 120
+	$(BIN)/python bench/ensemble.py
+	$(BIN)/python bench/ann.py
+	OMP_NUM_THREADS=2 $(BIN)/python bench/hat.py
+	if [ -f bench/flexitokens.py ]; then $(BIN)/python bench/flexitokens.py; fi
+	OMP_NUM_THREADS=1 $(BIN)/python bench/hypernet.py
+	$(BIN)/python bench/report.py
+
+# the small FIM-trained code model that bench/fim.py part (b) reads (the README's recipe)
+runs/fim-tokenlm/config.json: | $(STAMP)
+	$(BIN)/python bench/fim_model.py --steps 1200 --out runs/fim-tokenlm --data.batch_size 8 --model.config \
+		'{"class_path": "tokenshift.models.tokenlm.TokenLMConfig", "init_args": {"d_model": 128, "n_layers": 3, "n_heads": 4, "tie_embeddings": true}}'
+
+# Every benchmark's smoke version (--quick) into QUICK_DIR, and the README rendered from those into a
+# copy there: checks benches and renderers end to end; bench/results and README.md are not written.
+QUICK_DIR ?= /tmp/tokenshift-bench-quick
+bench-quick: $(STAMP)
+	rm -rf $(QUICK_DIR) && mkdir -p $(QUICK_DIR)
+	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json $(QUICK_DIR)/audit.json > /dev/null
+	$(BIN)/python bench/exact_sampling.py --quick --out $(QUICK_DIR)/exact_sampling.json
+	$(BIN)/python bench/dynamic.py --quick --out $(QUICK_DIR)/dynamic.json
+	$(BIN)/python bench/transplant.py --quick --out $(QUICK_DIR)/transplant.json
+	$(BIN)/python bench/fim.py --quick --out $(QUICK_DIR)/fim.json
+	$(BIN)/python bench/ensemble.py --quick --out $(QUICK_DIR)/ensemble.json
+	$(BIN)/python bench/ann.py --quick --out $(QUICK_DIR)/ann.json
+	$(BIN)/python bench/hat.py --quick --out $(QUICK_DIR)/hat.json --plot $(QUICK_DIR)/hat.png
+	if [ -f bench/flexitokens.py ]; then $(BIN)/python bench/flexitokens.py --quick --out $(QUICK_DIR)/flexitokens.json; fi
+	OMP_NUM_THREADS=1 $(BIN)/python bench/hypernet.py --quick --out $(QUICK_DIR)/hypernet.json
+	cp README.md $(QUICK_DIR)/README.md
+	$(BIN)/python bench/report.py --results $(QUICK_DIR) --readme $(QUICK_DIR)/README.md --no-plots
+	@echo "smoke results and a README rendered from them in $(QUICK_DIR); bench/results and README.md untouched"
+
+# the README's results tables and CLI reference from bench/results/*.json and the parser; cheap plots redrawn
+report: $(STAMP)
+	$(BIN)/python bench/report.py
+
+# execute the notebooks in place (outputs saved in them), when there are any
+notebooks: $(STAMP)
+	@if [ ! -d notebooks ]; then echo "no notebooks/ folder yet"; exit 0; fi; \
+	for nb in notebooks/*.ipynb; do \
+		[ -e "$$nb" ] || continue; \
+		echo "executing $$nb"; \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
