@@ -71,7 +71,7 @@ def render_section(name: str, results: Path, readme_dir: Path) -> str | None:
     record = json.loads(path.read_text())
     try:
         body = render(record)
-    except (KeyError, TypeError, ValueError, IndexError, StopIteration) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, StopIteration) as err:
         raise SystemExit(f"bench/report.py: cannot render {path} ({type(err).__name__}: {err}): the record does not "
                          f"have the layout render_{name} reads; rerun the benchmark or update the renderer") from err
     png = path.with_suffix(".png")

@@ -276,7 +276,8 @@ def render_fim(r: dict) -> str:
                 f"`continuation_bits` gives them): {listing({k: raw[k] for k in ('naive', 'healing', 'exact', 'uncut')})}.")
     inv = m.get("cut_invariance") or {}
     if inv.get("spans_checked"):
-        out += (f" Cut invariance checked on {inv['spans_checked']} prompts: the exact bits from the cut prompt and "
+        n = inv["spans_checked"]
+        out += (f" Cut invariance checked on {n} prompt{'s' * (n > 1)}: the exact bits from the cut prompt and "
                 f"from the uncut one agree to {sci(inv['max_abs_bits_difference'])} bits.")
     out += (" No cut fell inside a UTF-8 character (the Python files are almost all ASCII; the tests cover "
             "mid-character cuts)." if m.get("mid_character") == 0 else
@@ -385,6 +386,7 @@ def render_dynamic(r: dict) -> str:
 def render_ann(r: dict) -> str:
     c, m = r["config"], r["metrics"]
     cand = c["candidates_rescored"]
+    cand = cand if isinstance(cand, dict) else {"every index": cand}
     common = max(set(cand.values()), key=list(cand.values()).count)
     others = ", ".join(f"{v} for {k}" for k, v in cand.items() if v != common)
     out = (f"{c['model']}: its tokens + the most frequent in-word runs of 2–4 of its tokens over "
