@@ -36,10 +36,10 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # Every full benchmark, then the README tables (bench/report.py). Expected total on a 2-core CPU:
-# about 9 hours: audit 1 min, exact_sampling 3, transplant ~35, the FIM model ~30 (once: kept in
-# runs/fim-tokenlm), fim ~105 (300 cut prompts + 300 middles), ensemble ~80 (Gemma-3 dominates),
-# dynamic ~20, ann ~45 (1M rows: index building dominates), hat ~35 (10 min a model), hypernet
-# ~150 (15 + 30 + 45 min of training, then every transplant), flexitokens once it exists.
+# about 9.5 hours: audit 1 min, exact_sampling 3, dynamic ~20, transplant ~35, the FIM model ~30
+# (once: kept in runs/fim-tokenlm), fim ~105 (300 cut prompts + 300 middles), ensemble ~80 (Gemma-3
+# dominates), ann ~45 (1M rows: index building dominates), hat ~35 (10 min a model), flexitokens ~35
+# (7 + 3.5 min a model), hypernet ~150 (15 + 30 + 45 min of training, then every transplant).
 # Cheap runs first, so a broken set-up fails in minutes; each bench writes bench/results/NAME.json.
 bench: $(STAMP) runs/fim-tokenlm/config.json
 	$(MAKE) audit
@@ -50,7 +50,7 @@ bench: $(STAMP) runs/fim-tokenlm/config.json
 	$(BIN)/python bench/ensemble.py
 	$(BIN)/python bench/ann.py
 	OMP_NUM_THREADS=2 $(BIN)/python bench/hat.py
-	if [ -f bench/flexitokens.py ]; then $(BIN)/python bench/flexitokens.py; fi
+	if [ -f bench/flexitokens.py ]; then OMP_NUM_THREADS=2 $(BIN)/python bench/flexitokens.py --threads 2; fi
 	OMP_NUM_THREADS=1 $(BIN)/python bench/hypernet.py
 	$(BIN)/python bench/report.py
 
@@ -72,7 +72,8 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/ensemble.py --quick --out $(QUICK_DIR)/ensemble.json
 	$(BIN)/python bench/ann.py --quick --out $(QUICK_DIR)/ann.json
 	$(BIN)/python bench/hat.py --quick --out $(QUICK_DIR)/hat.json --plot $(QUICK_DIR)/hat.png
-	if [ -f bench/flexitokens.py ]; then $(BIN)/python bench/flexitokens.py --quick --out $(QUICK_DIR)/flexitokens.json; fi
+	if [ -f bench/flexitokens.py ]; then $(BIN)/python bench/flexitokens.py --quick --out $(QUICK_DIR)/flexitokens.json \
+		--plot $(QUICK_DIR)/flexitokens.png --save-dir $(QUICK_DIR)/flexitokens-models; fi
 	OMP_NUM_THREADS=1 $(BIN)/python bench/hypernet.py --quick --out $(QUICK_DIR)/hypernet.json
 	cp README.md $(QUICK_DIR)/README.md
 	$(BIN)/python bench/report.py --results $(QUICK_DIR) --readme $(QUICK_DIR)/README.md --no-plots

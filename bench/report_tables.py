@@ -475,20 +475,72 @@ def render_hypernet(r: dict) -> str:
     return out
 
 
-def flat(x: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Scalar leaves of nested dicts: flat({'a': {'b': 1}}) -> [('a.b', 1)]; lists are skipped."""
-    if isinstance(x, dict):
-        return [leaf for k, v in x.items() for leaf in flat(v, f"{prefix}.{k}" if prefix else str(k))]
-    return [(prefix, x)] if isinstance(x, (int, float, bool)) else []
+def render_flexitokens(r: dict) -> str:
+    c, m = r["config"], r["metrics"]
+    models, base, hb = m["models"], m.get("baselines", {}), m["hinge_vs_binomial"]
+    new_lang = c["adapt_language"]
+    first = next(iter(models.values()))
+    out = (f"Tiny configs ({', '.join(f'`{p}`' for p in c['configs'].values())}: the same model, hinge vs binomial "
+           f"boundary loss, the same per-language priors), {c['minutes_per_model']:g} minutes of training each over "
+           f"{', '.join(c['languages'])} ({c['train_bytes_per_language'] / 2**20:g} MB of training and "
+           f"{c['valid_bytes_per_language'] / 1024:g} kB of validation text per language, each row one language "
+           f"with its prior), then {c['adapt_minutes_per_model']:g} minutes on {new_lang} (unseen, given the "
+           "default prior). Validation bits per byte and compression (bytes per segment = 1 / boundary rate) "
+           f"with {first['eval_boundaries']} boundaries; HAT's words and the TokenLM's BPE on the same validation "
+           "text for comparison (bytes per backbone position).\n\n")
+    out += table(["model", "params", "steps", "train bytes/s", "mean bpb", "mean bytes/segment"],
+                 [[k, f"{x['params'] / 1e6:.2f}M", x["steps"], f"{x['train_bytes_per_s']:.0f}",
+                   num(x["valid_bpb_mean"]), num(x["bytes_per_segment_mean"], 2)] for k, x in models.items()])
+    rows = []
+    for lang in c["languages"]:
+        prior = first["priors"].get(lang)
+        cells = [lang, f"{prior[0]:g}" if prior else "—"]
+        for x in models.values():
+            v = x["valid"].get(lang, {})
+            cells += [num(v.get("bpb")), num(v.get("bytes_per_segment"), 2)]
+        cells += [num(base.get("hat_bytes_per_word", {}).get(lang), 2),
+                  num(base.get("tokenlm_bytes_per_token", {}).get(lang), 2)]
+        rows.append(cells)
+    header = ["lang", "prior α"] + [h for k in models for h in (f"{k} bpb", f"{k} bytes/segment")]
+    out += "\n\n" + table(header + ["HAT bytes/word", "TokenLM bytes/token"], rows)
+    rows = []
+    for k, x in models.items():
+        a = x["adaptation"]
+        after = a["phase1_languages_after"]
+        forgetting = sum(v["bpb"] for v in after.values()) / len(after) - x["valid_bpb_mean"]
+        rows.append([k, a["steps"], f"{a['prior'][0]:g}", f"{num(a['before']['bpb'])} → {num(a['after']['bpb'])}",
+                     f"{num(a['before']['bytes_per_segment'], 2)} → {num(a['after']['bytes_per_segment'], 2)}",
+                     pct(a["relative_compression_shift"], sign=True), f"{num(a['after']['boundary_rate'])}",
+                     f"{forgetting:+.3f}"])
+    out += (f"\n\nAdaptation to {new_lang}:\n\n"
+            + table(["model", "steps", "prior α", f"{new_lang} bpb", f"{new_lang} bytes/segment", "compression shift",
+                     "boundary rate after", "Δ mean bpb, phase-1 languages"], rows))
+    t, order = m["targets"], m.get("prior_order", {})
+    out += ("\n\nTargets: hinge bpb within 0.02 of binomial at ≥ 5% more compression — "
+            f"{yes(t['hinge_bpb_within_0_02_of_binomial_at_5pct_more_compression'])} (Δbpb "
+            f"{hb['bpb_diff_mean']:+.3f}, compression {hb['compression_ratio_mean']:.3f}×); compression follows the "
+            f"priors by language — {yes(t['compression_follows_priors_by_language'])} ("
+            + ", ".join(f"{k} {pct(v['fraction_of_pairs'], 0)} of pairs" for k, v in order.items())
+            + f"); on {new_lang} the hinge model's compression moves more than the binomial's, whose rate stays "
+              f"within 10% of its prior — {yes(t['hinge_compression_shifts_binomial_pinned_on_new_language'])}.")
+    examples = models.get("hinge", first).get("segment_examples")
+    if examples:
+        text = "\n".join(f"{lang}: {ex}" for lang, ex in examples.items()).replace("```", "`` `")
+        out += f"\n\nThe hinge model's boundaries (`|` before each segment) on the start of each validation text:\n\n```text\n{text}\n```"
+    return out
 
 
-def render_generic(r: dict, limit: int = 40) -> str:
-    """For a record without its own renderer yet: its scalar figures, as recorded."""
-    leaves = flat(r["metrics"])
-    rows = [[f"`{k}`", num(v, 4) if isinstance(v, float) else v] for k, v in leaves[:limit]]
-    more = f" ({len(leaves) - limit} more in the JSON)" if len(leaves) > limit else ""
-    return (f"Scalar figures of the record as written by the benchmark{more} (bench/report.py has no dedicated "
-            "table for it yet):\n\n" + table(["figure", "value"], rows))
+def cmd_flexitokens(c: dict | None) -> str:
+    if c is None:
+        return "OMP_NUM_THREADS=2 python bench/flexitokens.py --minutes 7 --threads 2"
+    threads = c.get("torch_threads")
+    command = script("flexitokens", c, (("--minutes", "minutes_per_model", 7.0, 0.15),
+                                        ("--adapt-language", "adapt_language", "es", "es")),
+                     prefix=f"OMP_NUM_THREADS={threads} " if threads else "")
+    adapt = c.get("adapt_minutes_per_model")
+    if not c.get("quick") and adapt is not None and adapt != c.get("minutes_per_model", 7.0) / 2:
+        command += f" --adapt-minutes {adapt:g}"
+    return command + (f" --threads {threads}" if threads else "")
 
 
 # name -> (renderer, command from the record's config (None: the full run), plot alt text or None)
@@ -503,5 +555,5 @@ RESULTS: dict[str, tuple[Callable[[dict], str], Callable[[dict | None], str], st
     "dynamic": (render_dynamic, cmd_dynamic, "reduction and cost"),
     "ann": (render_ann, cmd_ann, "recall vs speed"),
     "hat": (render_hat, cmd_hat, "validation bpb vs wall-clock"),
-    "flexitokens": (render_generic, lambda c: script("flexitokens", c), "boundary rate vs step"),
+    "flexitokens": (render_flexitokens, cmd_flexitokens, "boundary rate vs step and compression"),
 }

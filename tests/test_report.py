@@ -234,9 +234,35 @@ def test_hypernet_partial_run():
     assert body.rstrip().endswith("**met**.")
 
 
-def test_generic_renderer_lists_scalars():
-    body = T.render_generic(record("flexitokens", {}, {"hinge": {"bpb": 2.5, "rate": 0.2}, "curve": [1, 2]}))
-    assert "| `hinge.bpb` | 2.5000 |" in body and "| `hinge.rate` | 0.2000 |" in body and "curve" not in body
+def test_flexitokens_tables_targets_and_examples():
+    lang = lambda bpb, bps: {"bpb": bpb, "boundary_rate": 1 / bps, "bytes_per_segment": bps}
+    def model(bpb: float, bps: float, shift: float) -> dict:
+        return {"params": 4.1e6, "steps": 200, "train_bytes_per_s": 3000.4, "eval_boundaries": "sampled",
+                "priors": {"en": [0.25, 0.05], "ja": [0.4, 0.05]}, "valid": {"en": lang(bpb, bps), "ja": lang(3.0, 2.5)},
+                "valid_bpb_mean": bpb, "bytes_per_segment_mean": bps,
+                "adaptation": {"steps": 90, "prior": [0.25, 0.05], "before": lang(3.9, 3.8), "after": lang(3.5, 4.2),
+                               "relative_compression_shift": shift, "phase1_languages_after": {"en": lang(bpb + 0.1, bps)}},
+                "segment_examples": {"en": "|The |cat"}}
+    c = {"minutes_per_model": 7.0, "adapt_minutes_per_model": 3.5, "quick": False, "languages": ["en", "ja"],
+         "adapt_language": "es", "train_bytes_per_language": 2097152, "valid_bytes_per_language": 24576,
+         "torch_threads": 2, "configs": {"hinge": "f.yaml", "binomial": "b.yaml"}}
+    m = {"models": {"hinge": model(3.512, 4.1, 0.105), "binomial": model(3.5, 3.9, 0.01)},
+         "baselines": {"hat_bytes_per_word": {"en": 4.64}, "tokenlm_bytes_per_token": {"en": 3.33}},
+         "hinge_vs_binomial": {"bpb_diff_mean": 0.012, "compression_ratio_mean": 1.0513},
+         "prior_order": {"hinge": {"fraction_of_pairs": 1.0}, "binomial": {"fraction_of_pairs": 0.5}},
+         "targets": {"hinge_bpb_within_0_02_of_binomial_at_5pct_more_compression": True,
+                     "compression_follows_priors_by_language": False,
+                     "hinge_compression_shifts_binomial_pinned_on_new_language": True}}
+    body = T.render_flexitokens(record("flexitokens", c, m))
+    assert "| hinge | 4.10M | 200 | 3000 | 3.512 | 4.10 |" in body
+    assert "| en | 0.25 | 3.512 | 4.10 | 3.500 | 3.90 | 4.64 | 3.33 |" in body
+    assert "| ja | 0.4 | 3.000 | 2.50 | 3.000 | 2.50 | — | — |" in body
+    assert "| hinge | 90 | 0.25 | 3.900 → 3.500 | 3.80 → 4.20 | +10.5% | 0.238 | +0.100 |" in body
+    assert "**met** (Δbpb +0.012, compression 1.051×)" in body and "binomial 50% of pairs" in body
+    assert "en: |The |cat" in body
+    assert T.cmd_flexitokens(c) == "OMP_NUM_THREADS=2 python bench/flexitokens.py --threads 2"
+    assert T.cmd_flexitokens({**c, "minutes_per_model": 20.0, "adapt_minutes_per_model": 5.0}) == \
+        "OMP_NUM_THREADS=2 python bench/flexitokens.py --minutes 20 --adapt-minutes 5 --threads 2"
 
 
 # -- the README round trip ---------------------------------------------------------------------------------
