@@ -329,6 +329,15 @@ def test_unreadable_record_names_the_file(tmp_path):
         report.update(README, tmp_path, tmp_path)
 
 
+def test_redraw_plots_from_json_and_warn_on_a_bad_record(tmp_path):
+    (tmp_path / "ann.json").write_text((ROOT / "bench" / "results" / "ann.json").read_text())
+    write(tmp_path, record("dynamic", {}, {"no languages": {}}))
+    with pytest.warns(UserWarning, match="could not redraw .*dynamic.png"):
+        drawn = report.redraw_plots(tmp_path)
+    assert drawn == [tmp_path / "ann.png"]
+    assert (tmp_path / "ann.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_repository_readme_matches_bench_results(capsys):
     """README tables == bench/results/*.json and CLI reference == parser; else run `python bench/report.py`."""
     code = report.main(["--check"])
