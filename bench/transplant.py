@@ -1,6 +1,7 @@
 """Tokenizer transplant on a real model: every method, five target tokenizers, judged in bits per byte.
 
     python bench/transplant.py [--quick] [--out bench/results/transplant.json]
+    python bench/transplant.py --finetune-steps 30     # only the finetune section (transplant_finetune.json)
 
 SmolLM2-135M (offline GGUF) is given each target tokenizer by each method;
 bits per byte (plain tokenization, `token_bits_per_byte`) on the first bytes
@@ -11,6 +12,13 @@ de.txt, and a 32k supertoken tokenizer learned from en.txt. Also a sweep of
 TokenAdapt's T, k and w on GPT-2 (en and code). Target: TokenAdapt's excess
 bits per byte <= 1/2 of `mean`'s (FVT) on every target, and no worse than
 `local` or `global` alone.
+
+`--finetune-steps N` runs only a separate section (the rest and its results
+are left alone): SmolLM2 -> GPT-2 with TokenAdapt, then N steps of
+`finetune_embeddings` (embeddings and head only) on the first
+`--finetune-bytes` of en.txt, judged on the first 4096 bytes of en and code
+valid with the same metric; the baseline is the same run's transplant before
+finetuning. Results in `bench/results/transplant_finetune.json`.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.scoring import token_bits_per_byte
 from tokenshift.data import shared_data_dir
 from tokenshift.results import write_result
-from tokenshift.transplant import METHODS, AuxEmbedder, transplant
+from tokenshift.transplant import METHODS, AuxEmbedder, finetune_embeddings, transplant
 from tokenshift.transplant.supertokens import bytes_per_token, learn_supertokens
 
 
@@ -75,12 +83,65 @@ def save(args, original, results, sweep, eval_bytes, files, methods, done: bool)
                                         "(../shared/methods/transplant.md)"})
 
 
+def finetune_section(args) -> None:
+    """TokenAdapt to GPT-2, then the embeddings/head recovery finetune; bits per byte before and after."""
+    data = shared_data_dir()
+    texts = {name: (data / f"{name}.valid.txt").read_bytes()[:4096] for name in ("en", "code")}
+    train = (data / "en.txt").read_bytes()[: args.finetune_bytes].decode("utf-8", "ignore")
+    t0 = time.perf_counter()
+    model, old_tok = load_model("smollm2")
+    tok = load_tokenizer("gpt2")
+    original = evaluate(model, old_tok, texts)
+    new = transplant(model, old_tok, tok, method="tokenadapt", aux_embedder=AuxEmbedder())
+    del model
+    gc.collect()
+    transplanted = summarise(evaluate(new, tok, texts), original)
+    print("transplant", {k: round(v["bits_per_byte"], 4) for k, v in transplanted.items() if isinstance(v, dict)},
+          flush=True)
+    ft = finetune_embeddings(new, tok, [train], args.finetune_steps, batch_size=args.finetune_batch,
+                             block_size=args.finetune_block, learning_rate=args.finetune_lr,
+                             train_new_rows_only=args.finetune_new_only, device="cpu")
+    finetuned = summarise(evaluate(new, tok, texts), original)
+    print("finetuned", {k: round(v["bits_per_byte"], 4) for k, v in finetuned.items() if isinstance(v, dict)},
+          f"loss {ft['loss_start']:.3f} -> {ft['loss_end']:.3f}, {ft['seconds']:.0f}s", flush=True)
+    recovered = {name: 1 - finetuned[name]["excess_bits_per_byte"] / transplanted[name]["excess_bits_per_byte"]
+                 for name in texts}
+    write_result(args.finetune_out, "transplant_finetune",
+                 config={"model": "smollm2 (SmolLM2-135M, offline GGUF)", "target": "gpt2", "method": "tokenadapt",
+                         "eval_bytes": 4096, "files": list(texts), "train_text": f"first {args.finetune_bytes} bytes "
+                         "of ../shared/data/en.txt", "threads": torch_threads(),
+                         "metric": "token_bits_per_byte (window 512, after <|endoftext|>/BOS)",
+                         "finetune": {k: v for k, v in ft.items() if k != "losses"}},
+                 metrics={"original": original, "transplant": transplanted, "finetuned": finetuned,
+                          "excess_recovered": recovered, "losses": ft["losses"],
+                          "total_seconds": time.perf_counter() - t0},
+                 baseline={"method": "the same run's TokenAdapt transplant before finetuning (excess = bpb - the "
+                                     "original SmolLM2's on the same bytes)"})
+    print(f"wrote {args.finetune_out}")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="GPT-2 only, three methods, tiny texts (under a minute "
                                                              "once the MiniLM cache is warm)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/transplant.json"))
+    parser.add_argument("--finetune-steps", type=int, help="run only the finetune section, with this many steps")
+    parser.add_argument("--finetune-batch", type=int, default=4, help="rows per step (default 4)")
+    parser.add_argument("--finetune-block", type=int, default=128, help="tokens per row (default 128)")
+    parser.add_argument("--finetune-lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--finetune-bytes", type=int, default=200_000, help="bytes of en.txt to train on")
+    parser.add_argument("--finetune-new-only", action="store_true", help="train only the rows not copied")
+    parser.add_argument("--finetune-out", type=Path, default=Path("bench/results/transplant_finetune.json"))
     args = parser.parse_args()
+    if args.finetune_steps is not None:
+        finetune_section(args)
+        return
     data = shared_data_dir()
     eval_bytes = 2048 if args.quick else 4096
     files = ("en", "code") if args.quick else ("en", "code", "de", "ru")

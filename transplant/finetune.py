@@ -23,7 +23,13 @@ Training (a LightningModule and `lightning.Trainer`, `max_steps` = steps):
   instead of ending on a full-size step.
 - Gradient clipping at norm 1.0; the default learning rate 1e-3 is the usual
   size for embedding-only training (larger than full fine-tuning: far fewer
-  parameters, each seen rarely).
+  parameters, each seen rarely). Not tuned here: on CPU the one measurement
+  (`bench/transplant.py --finetune-steps 28`, SmolLM2 -> GPT-2, 28 steps of
+  4 x 128 tokens of English) recovered nothing (en +0.002, code +0.045 bits
+  per byte over the transplant). Note that with a tied head every row gets a
+  softmax gradient, and Adam turns even a tiny gradient into a step of about
+  the learning rate: short runs on one language also move the rows of
+  tokens the text never uses.
 - Data: the text is cut into documents (blank lines, `# file:` headers:
   `models.data.split_documents`), encoded canonically, and packed into rows
   of `block_size` ids, each piece after the document start token
