@@ -157,8 +157,9 @@ def tiny_dirs(old, tmp_path):
 
 
 def test_cli_transplant_finetune_end_to_end(tiny_dirs, tmp_path, capsys):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tokenshift.bytelevel.scoring import token_bits_per_byte
     from tokenshift.cli import main
 
     model_dir, tok_dir, text, valid = tiny_dirs
@@ -175,9 +176,6 @@ def test_cli_transplant_finetune_end_to_end(tiny_dirs, tmp_path, capsys):
     assert {"before", "after", "finetuned"} <= set(scores)
     assert scores["finetuned"]["bits_per_byte"] != scores["after"]["bits_per_byte"]
     again = AutoModelForCausalLM.from_pretrained(out)
-    from tokenshift.bytelevel.scoring import token_bits_per_byte
-    from transformers import AutoTokenizer
-
     bpb = token_bits_per_byte(again, AutoTokenizer.from_pretrained(out), [valid.read_bytes()], progress=False)
     assert bpb["bits_per_byte"] == pytest.approx(scores["finetuned"]["bits_per_byte"], rel=1e-5)
 
