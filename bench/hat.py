@@ -92,7 +92,7 @@ def bpb_of_texts(lit: LitLM, texts: list[str], encode, bos: int, seq_len: int, b
     lit.eval()
     for i in range(0, len(inputs), batch):
         b = {"input": torch.from_numpy(inputs[i : i + batch]), "target": torch.from_numpy(targets[i : i + batch])}
-        _, s, n = lit._losses(b)
+        _, s, n, _ = lit._losses(b)
         nats, n_bytes = nats + float(s), n_bytes + float(n)
     return nats / LN2 / n_bytes
 
@@ -106,7 +106,7 @@ def step_seconds(lit: LitLM, dm: TextData, steps: int = 4) -> float:
     for i in range(steps + 1):
         batch = next(it)
         t0 = time.perf_counter()
-        loss, _, _ = lit._losses(batch)
+        loss = lit._losses(batch)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
