@@ -117,27 +117,37 @@ def pack_languages(ids: dict[str, list[list[int]]], names: list[str], bos: int, 
 
 
 class StepBatches(Sampler[list[int]]):
-    """Endless batches of row indices: epoch e is a permutation seeded by (seed, e); starts at batch `start`."""
+    """Endless batches of row indices: epoch e is a permutation seeded by (seed, e); starts at batch `start`.
 
-    def __init__(self, n_rows: int, batch_size: int, seed: int, start: int = 0):
+    Under data parallelism (`world_size` > 1) step b's global batch is the next `batch_size * world_size`
+    indices of that stream and rank r takes the r-th slice: ranks see disjoint rows, the stream does not
+    depend on the rank, and resuming at step b is the same `start` on every rank. (Lightning cannot
+    inject its DistributedSampler into a batch sampler; `tokenshift train` sets `use_distributed_sampler`
+    off and `TextData` passes the rank.)
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
         self.n, self.batch_size, self.seed, self.start = n_rows, batch_size, seed, start
+        self.rank, self.world_size = rank, world_size
 
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
     def __iter__(self) -> Iterator[list[int]]:
+        size = self.batch_size * self.world_size
         b = self.start
         while True:
-            first = b * self.batch_size
-            epoch, offset = divmod(first, self.n)
+            epoch, offset = divmod(b * size, self.n)
             order = self._order(epoch)
             idx = []
-            while len(idx) < self.batch_size:  # a batch may run into the next epoch
-                take = order[offset : offset + self.batch_size - len(idx)]
+            while len(idx) < size:  # a batch may run into the next epoch
+                take = order[offset : offset + size - len(idx)]
                 idx += take.tolist()
                 epoch, offset = epoch + 1, 0
                 order = self._order(epoch)
-            yield idx
+            yield idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
             b += 1
 
 
@@ -272,7 +282,9 @@ class TextData(L.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        sampler = StepBatches(len(self.train_rows), self.batch_size, self.seed, self._start_batch)
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = StepBatches(len(self.train_rows), self.batch_size, self.seed, self._start_batch, rank, world)
         return DataLoader(self.train_rows, batch_sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:

@@ -14,8 +14,11 @@ is written to `--export_dir` (default `<trainer.default_root_dir>/model`) as
 safetensors + config JSON (an HF folder for TokenLM), ready for
 `tokenshift score DIR` and `tokenshift generate DIR`. Per-step metrics are
 appended to `<default_root_dir>/metrics.jsonl` (a resumed run keeps writing).
-DDP and FSDP work through Lightning's strategies: HAT computes its word layout
-per batch on each rank, so nothing in the data or model is rank-specific.
+DDP and FSDP work through Lightning's strategies: `TextData` gives each rank a
+disjoint slice of every step's global batch (`--data.batch_size` is per
+device; the global batch is that times the number of devices), and HAT
+computes its word layout per batch on each rank. Checked on CPU with two gloo
+processes (`tests/models/test_training.py::test_ddp_ranks_see_disjoint_rows`).
 """
 from __future__ import annotations
 
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():  # `args=` beside sys.argv is intended: `tokenshift train` hands them on
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
         cli = TrainCLI(LitLM, TextData, run=False, args=argv, save_config_kwargs={"overwrite": True},
+                       trainer_defaults={"use_distributed_sampler": False},  # TextData shards by rank itself
                        parser_kwargs={"prog": "tokenshift train", "description": __doc__.splitlines()[0]})
     trainer = cli.trainer
     root = Path(trainer.default_root_dir)

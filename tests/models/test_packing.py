@@ -59,6 +59,17 @@ def test_step_batches_resume_where_they_left_off():
     assert epoch0 == list(range(10))  # each epoch is a permutation
 
 
+def test_step_batches_give_ranks_disjoint_slices_of_one_stream():
+    """Data parallelism: rank r's batch at step b is the r-th slice of the global batch b."""
+    single = iter(StepBatches(10, 6, seed=2, start=1))
+    ranks = [iter(StepBatches(10, 3, seed=2, start=1, rank=r, world_size=2)) for r in range(2)]
+    for _ in range(5):  # runs across epochs
+        merged = next(ranks[0]) + next(ranks[1])
+        assert merged == next(single)
+    with pytest.raises(ValueError, match="rank"):
+        StepBatches(10, 3, seed=2, rank=2, world_size=2)
+
+
 def test_split_documents_and_take_bytes():
     assert split_documents("a\nb\n\nc\n") == ["a\nb", "c"]
     code = "# file: a.py\nx = 1\n\ny = 2\n\n# file: b.py\nz = 3\n"
