@@ -64,16 +64,23 @@ def load_base(base_model: str, base_tokenizer: Optional[str] = None) -> tuple[An
 
 
 class TextStream(torch.utils.data.IterableDataset):
-    """Endless batches of text windows; batch k is a pure function of (seed, k), so resuming is exact."""
+    """Endless batches of text windows; batch k is a pure function of (seed, k, rank), so resuming is exact.
 
-    def __init__(self, corpus: list[str], batch_size: int, text_chars: int, seed: int, start: int = 0):
+    Under data parallelism each rank draws its own windows (Lightning does not shard an
+    IterableDataset: without the rank every process would train on the same text); rank 0's
+    stream is the single-process one."""
+
+    def __init__(self, corpus: list[str], batch_size: int, text_chars: int, seed: int, start: int = 0,
+                 rank: int = 0):
         self.corpus, self.batch_size, self.text_chars, self.seed, self.start = corpus, batch_size, text_chars, seed, start
+        self.rank = rank
         self.weights = np.array([len(t) for t in corpus], dtype=np.float64)
         self.weights /= self.weights.sum()
 
     def batch(self, k: int) -> list[str]:
         """The texts of batch `k` (negative k: the warm-up batches that first fill the sampler's queue)."""
-        rng = np.random.default_rng([self.seed, k + (1 << 40)])
+        key = [self.seed, k + (1 << 40)] + ([self.rank] if self.rank else [])
+        rng = np.random.default_rng(key)
         out = []
         for _ in range(self.batch_size):
             doc = self.corpus[int(rng.choice(len(self.corpus), p=self.weights))]
@@ -114,12 +121,14 @@ class HyperNetData(L.LightningDataModule):
             raise ValueError("the training texts are all empty")
         return texts
 
-    def stream(self, start: int = 0) -> TextStream:
-        return TextStream(self.corpus(), self.batch_size, self.text_chars, self.seed, start)
+    def stream(self, start: int = 0, rank: int = 0) -> TextStream:
+        return TextStream(self.corpus(), self.batch_size, self.text_chars, self.seed, start, rank)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        start = self.trainer.global_step if self.trainer is not None else 0  # restored before this is called
-        return torch.utils.data.DataLoader(self.stream(start), batch_size=None, num_workers=0)
+        trainer = self.trainer
+        start = trainer.global_step if trainer is not None else 0  # restored before this is called
+        rank = trainer.global_rank if trainer is not None else 0
+        return torch.utils.data.DataLoader(self.stream(start, rank), batch_size=None, num_workers=0)
 
 
 # -- the LightningModule ----------------------------------------------------------------------------

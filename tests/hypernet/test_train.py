@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.hypernet.train import HyperNetModule, encode_batch, learning_rate_at, train_hypernet
+from tokenshift.hypernet.train import HyperNetModule, TextStream, encode_batch, learning_rate_at, train_hypernet
 
 CONFIG = Path(__file__).resolve().parents[2] / "hypernet" / "configs" / "small.yaml"
 
@@ -66,6 +66,16 @@ def test_lm_loss_is_the_base_models_loss_with_the_predicted_rows(base, corpus):
         expected = ref(input_ids=ids.clamp_min(0), attention_mask=(ids >= 0).long(), labels=labels).loss
     torch.testing.assert_close(parts["lm"].detach(), expected, rtol=1e-4, atol=1e-4)
     assert 0 < float(parts["overlap"]) < 1  # some sampled tokens are one base token: the lexical loss has targets
+
+
+def test_text_stream_is_resumable_and_differs_by_rank():
+    corpus = [f"line {i} of a document\n" * 20 for i in range(7)]
+    stream = TextStream(corpus, batch_size=3, text_chars=40, seed=5)
+    first = [b for _, b in zip(range(4), stream)]
+    assert [b for _, b in zip(range(2), TextStream(corpus, 3, 40, 5, start=2))] == first[2:]
+    other = TextStream(corpus, 3, 40, 5, rank=1)
+    assert [other.batch(k) for k in range(4)] != first  # data parallel ranks train on different text
+    assert TextStream(corpus, 3, 40, 5, rank=0).batch(1) == first[1]
 
 
 def test_learning_rate_schedule_worked_example():
