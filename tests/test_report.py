@@ -239,7 +239,7 @@ def test_flexitokens_tables_targets_and_examples():
     def model(bpb: float, bps: float, shift: float) -> dict:
         return {"params": 4.1e6, "steps": 200, "train_bytes_per_s": 3000.4, "eval_boundaries": "sampled",
                 "priors": {"en": [0.25, 0.05], "ja": [0.4, 0.05]}, "valid": {"en": lang(bpb, bps), "ja": lang(3.0, 2.5)},
-                "valid_bpb_mean": bpb, "bytes_per_segment_mean": bps,
+                "valid_bpb_mean": bpb, "bytes_per_segment_overall": bps,
                 "adaptation": {"steps": 90, "prior": [0.25, 0.05], "before": lang(3.9, 3.8), "after": lang(3.5, 4.2),
                                "relative_compression_shift": shift, "phase1_languages_after": {"en": lang(bpb + 0.1, bps)}},
                 "segment_examples": {"en": "|The |cat"}}
@@ -248,7 +248,7 @@ def test_flexitokens_tables_targets_and_examples():
          "torch_threads": 2, "configs": {"hinge": "f.yaml", "binomial": "b.yaml"}}
     m = {"models": {"hinge": model(3.512, 4.1, 0.105), "binomial": model(3.5, 3.9, 0.01)},
          "baselines": {"hat_bytes_per_word": {"en": 4.64}, "tokenlm_bytes_per_token": {"en": 3.33}},
-         "hinge_vs_binomial": {"bpb_diff_mean": 0.012, "compression_ratio_mean": 1.0513},
+         "hinge_vs_binomial": {"bpb_diff_mean": 0.012, "compression_ratio_overall": 1.0513},
          "prior_order": {"hinge": {"fraction_of_pairs": 1.0}, "binomial": {"fraction_of_pairs": 0.5}},
          "targets": {"hinge_bpb_within_0_02_of_binomial_at_5pct_more_compression": True,
                      "compression_follows_priors_by_language": False,
