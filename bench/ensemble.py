@@ -43,6 +43,7 @@ MEMBERS = ("smollm2", "gemma3")
 LANGUAGES = ("en", "code", "de")
 MODES = ("mixture", "product")
 CACHE = Path("runs/ensemble-cache")
+BOUNDS_VERSION = 2  # 2: bound_traces also tightens the observed byte (an observed byte at lower bound 0 gave inf)
 
 
 def line_chunk(data: bytes, start: int, size: int) -> bytes:
@@ -63,7 +64,8 @@ def splits(lang: str, fit_bytes: int, chunks: int, chunk_bytes: int) -> tuple[li
 
 def traces(name: str, bm: TokenByteModel, texts: list[bytes], width: float) -> tuple[np.ndarray, np.ndarray]:
     """Member bounds over `texts`, from the cache when this exact request was made before."""
-    key = hashlib.sha256(repr((name, texts, width)).encode()).hexdigest()[:16]
+    # the start token and the bounds' version are part of the request: a record made before either changed is stale
+    key = hashlib.sha256(repr((name, texts, width, bm.vocab.start_id, BOUNDS_VERSION)).encode()).hexdigest()[:16]
     path = CACHE / f"{name}-{key}.npz"
     if path.exists():
         data = np.load(path)
