@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/hypernet.py --quick    # minutes: a smoke run of both scales, one small target
     OMP_NUM_THREADS=1 python bench/hypernet.py            # full: ~15 + 30 min (scale a) + 45 min (scale b) + eval
-    python bench/hypernet.py --scale b --minutes-smollm2 45 --device auto
+    python bench/hypernet.py --scale b --minutes-smollm2 45 --device auto   # one scale: the other is kept in --out
 
 On a CPU shared with other jobs use one thread: with two threads every small
 op waited on the busy cores and a hypernet step took 6x longer (measured).
@@ -214,6 +214,11 @@ def main() -> None:
               "methods": ["zett", *BASELINES], "device": device,
               "metric": "token_bits_per_byte (window 512, after <|endoftext|>/BOS); excess = new - original"}
     metrics: dict = {}
+    if args.scale != "both" and args.out.exists():  # one scale: keep the other's figures from the record
+        other = "scale_b" if args.scale == "a" else "scale_a"
+        kept = json.loads(args.out.read_text())["metrics"].get(other)
+        if kept:
+            metrics[other] = kept
 
     def save(done: bool) -> None:
         write_result(args.out, "hypernet", config=config, metrics={**metrics, "complete": done},
@@ -240,7 +245,7 @@ def main() -> None:
                               "seconds": time.perf_counter() - t0}
         metrics["scale_a"]["targets_met"] = {t: e["target_zett_le_tokenadapt"]
                                              for t, e in metrics["scale_a"]["targets"].items()}
-        save(done=args.scale == "a")
+        save(done="scale_b" in metrics)
         del model, hn
         gc.collect()
 
@@ -256,7 +261,7 @@ def main() -> None:
                               "hypernet_train": {k: v for k, v in hn.items() if k != "hypernet"}, "original": original,
                               "targets": compare(model, tok, hn["hypernet"], targets, texts, aux, original, "(b)"),
                               "seconds": time.perf_counter() - t0}
-        save(done=True)
+        save(done="scale_a" in metrics)
     print(f"wrote {args.out}")
 
 
