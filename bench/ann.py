@@ -4,7 +4,8 @@
 
 Vocabulary: SmolLM2-135M's 49,152 tokens + the most frequent in-word runs of
 2..4 of its tokens over ../shared/data/*.txt (`ngram_vocabulary`), up to
-`--entries` in all; an n-gram's output row is the mean of its pieces' rows
+`--entries` in all (the corpus holds ~350k distinct in-word runs: the rest are
+the most frequent runs across words, as in a multi-word vocabulary); an n-gram's output row is the mean of its pieces' rows
 (FVT; the model is tied, so these are its embedding rows), 576 wide, float32.
 Queries: the model's final hidden states at `--queries` positions of the valid
 texts (what a decoder would search with). Baseline, in the same run: exact
@@ -38,7 +39,13 @@ def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, 
     texts = []
     for lang in LANGUAGES:
         texts += chunk_text((shared_data_dir() / f"{lang}.txt").read_bytes()[:train_bytes], 4096)
-    grams = ngram_vocabulary(tok, texts, max(0, entries - rows.shape[0]))
+    wanted = max(0, entries - rows.shape[0])
+    grams = ngram_vocabulary(tok, texts, wanted)
+    in_words = len(grams)
+    if in_words < wanted:  # the corpus has too few distinct in-word runs: top up with runs across words
+        spelled = [b"".join(vocab.pieces[i] for i in g) for g in grams]
+        grams += ngram_vocabulary(tok, texts, wanted - in_words, boundaries="none", exclude=spelled)
+    print(f"n-gram rows: {in_words} inside words, {len(grams) - in_words} across words", flush=True)
     table = np.empty((rows.shape[0] + len(grams), rows.shape[1]), dtype=np.float32)
     table[: rows.shape[0]] = rows.numpy()
     for k in range(0, len(grams), 65536):  # means of the pieces' rows, in blocks

@@ -311,16 +311,19 @@ def evaluate_merges(model: Any, tokenizer: Any, texts: Sequence[bytes], merges: 
 
 
 def ngram_vocabulary(tokenizer: Any, texts: Sequence[bytes], size: int, max_n: int = 4,
-                     progress: bool = True) -> list[tuple[int, ...]]:
+                     progress: bool = True, boundaries: str = "words",
+                     exclude: Sequence[bytes] = ()) -> list[tuple[int, ...]]:
     """The `size` most frequent runs of 2..`max_n` base tokens inside words of `texts` (as base-id tuples).
 
     The candidate output vocabulary of a decoder that writes in n-gram tokens
     (the paper extends its base vocabulary to 1M this way); runs whose bytes
-    are already a base token are left out.
+    are already a base token, or are in `exclude`, are left out.
+    `boundaries="none"` lets runs cross words (multi-word tokens): a small
+    corpus holds too few distinct in-word runs for a 1M vocabulary.
     """
     from tqdm.auto import tqdm
 
-    dyn = DynamicTokenizer(tokenizer, max_merges=0)
+    dyn = DynamicTokenizer(tokenizer, max_merges=0, boundaries=boundaries)
     counts: Counter = Counter()
     for data in tqdm(texts, desc="n-grams", disable=not progress):
         for word in dyn._words(data)[1]:
@@ -329,7 +332,7 @@ def ngram_vocabulary(tokenizer: Any, texts: Sequence[bytes], size: int, max_n: i
                     counts[word[i : i + n]] += 1
     pieces = dyn.vocab.pieces
     known = dyn._by_bytes
-    out, seen = [], set(known)
+    out, seen = [], set(known) | set(exclude)
     for gram, _ in counts.most_common():
         spelled = b"".join(pieces[i] for i in gram)
         if spelled not in seen:  # one entry per byte string

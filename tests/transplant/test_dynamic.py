@@ -16,7 +16,7 @@ from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
 
 from tokenshift.bytelevel import ByteVocab  # noqa: E402
 from tokenshift.transplant.dynamic import (  # noqa: E402
-    DynamicTokenizer, HeuristicEmbedder, _word_spans, score_dynamic,
+    DynamicTokenizer, HeuristicEmbedder, _word_spans, ngram_vocabulary, score_dynamic,
 )
 
 TEXTS = ["abbaab abbaab baaab ab", "abbaab. baaab b'a abbaab", "éab éab 1234 12 baaab", "baaab abbaab éab"]
@@ -116,6 +116,28 @@ def test_merged_scoring_uses_the_embedder_and_its_cache(setup):
     parts = vocab.encode_raw(piece)
     emb = model.get_input_embeddings().weight.detach().float()
     assert torch.allclose(rows_in[0], emb[parts].mean(0), atol=1e-6)
+
+
+def test_ngram_vocabulary_counts_runs_inside_or_across_words(setup):
+    """Entries are the most frequent runs not already spelled by a base token or `exclude`,
+    against a direct count; `boundaries="none"` adds runs across words."""
+    from collections import Counter
+
+    tok, vocab, _ = setup
+    data = [t.encode("utf-8") for t in TEXTS]
+    dyn = DynamicTokenizer(tok, max_merges=0)
+    counts = Counter(w[i : i + n] for d in data for w in dyn._words(d)[1]
+                     for n in (2, 3) for i in range(len(w) - n + 1))
+    spell = lambda g: b"".join(vocab.pieces[i] for i in g)  # noqa: E731
+    grams = ngram_vocabulary(tok, data, 1000, max_n=3, progress=False)
+    assert grams and len({spell(g) for g in grams}) == len(grams)
+    assert all(spell(g) not in dyn._by_bytes for g in grams)
+    assert counts[grams[0]] == max(c for g, c in counts.items() if spell(g) not in dyn._by_bytes)
+    assert all(len(g) <= 3 for g in grams)
+    words = set(ngram_vocabulary(tok, data, 1000, progress=False))
+    across = ngram_vocabulary(tok, data, 1000, progress=False, boundaries="none", exclude=[spell(g) for g in words])
+    assert across and not {spell(g) for g in across} & {spell(g) for g in words}
+    assert any(b" " in spell(g)[1:] or (b"\xe2\x96\x81" in spell(g)[1:]) for g in across)  # some cross a word start
 
 
 def test_bad_inputs():
