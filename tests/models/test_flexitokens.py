@@ -436,3 +436,33 @@ def test_trained_hinge_model_settles_inside_its_band():
     # the documents are near-copies, so the fixed per-position draws repeat: ~50 independent draws, not 10k
     assert abs(eval_rates["sampled"] - rate) < 0.06, (rate, eval_rates)
     assert eval_rates["threshold"] < 0.05, (rate, eval_rates)
+
+
+def test_tokenshift_train_resumes_a_flexitokens_run(tmp_path):
+    """Train 3 steps with a checkpoint, then `--ckpt_path last --trainer.max_steps 6`: the run goes on
+    at step 4 with its priors and optimizer, and the exported model is the 6-step one."""
+    from tokenshift.cli import main as cli_main
+
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("\n\n".join(f"Document {i}: the cat sat on the mat. Grüße, мир!" for i in range(30)))
+    root = tmp_path / "run"
+    config = tmp_path / "flexi.yaml"
+    init = {**TINY, "priors": {"en": [0.3, 0.02]}}
+    text = CONFIG.format(steps=3, root=root, data=corpus, model=json.dumps(init))
+    text = text.replace("  enable_checkpointing: false\n", f"""  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args:
+        dirpath: {root}/checkpoints
+        every_n_train_steps: 3
+        save_last: true
+""")
+    config.write_text(text)
+    assert cli_main(["train", "--config", str(config)]) == 0
+    first = load_pretrained(root / "model").state_dict()
+    assert (root / "checkpoints" / "last.ckpt").exists()
+    assert cli_main(["train", "--config", str(config), "--ckpt_path", "last", "--trainer.max_steps", "6"]) == 0
+    steps = [r["step"] for r in map(json.loads, (root / "metrics.jsonl").read_text().splitlines()) if "train/loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    resumed = load_pretrained(root / "model")
+    assert resumed.config.priors == {"en": (0.3, 0.02)}
+    assert any(not torch.equal(first[k], v) for k, v in resumed.state_dict().items())
