@@ -33,7 +33,8 @@ from tokenshift.transplant.ann import AnnVocabulary
 from tokenshift.transplant.dynamic import chunk_text, ngram_vocabulary
 
 
-def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, list[bytes]]:
+def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, list[bytes], int]:
+    """Output rows and byte strings of the base tokens then the n-grams; and how many n-grams are in-word."""
     vocab = ByteVocab.from_tokenizer(tok)
     rows = model.get_output_embeddings().weight.detach().float()
     texts = []
@@ -56,7 +57,7 @@ def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, 
         table[rows.shape[0] + k : rows.shape[0] + k + len(block)] = (
             (rows[ids] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy()
     pieces = [p or b"" for p in vocab.pieces] + [b"".join(vocab.pieces[i] for i in g) for g in grams]
-    return table, pieces
+    return table, pieces, in_words
 
 
 @torch.no_grad()
@@ -139,7 +140,7 @@ def main() -> None:
 
     model, tok = load_model("smollm2")
     t0 = time.perf_counter()
-    table, pieces = vocabulary(model, tok, entries, 200_000 if args.quick else args.train_bytes)
+    table, pieces, in_words = vocabulary(model, tok, entries, 200_000 if args.quick else args.train_bytes)
     vocab_seconds = time.perf_counter() - t0
     q = queries(model, tok, count)
     best, exact_qps = exact_topk(table, q, 10)
@@ -164,7 +165,9 @@ def main() -> None:
         results.append(row)
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     fits = [r for r in results if r["recall@1"] >= 0.99 and r["speedup_vs_exact"] >= 10 and r["index"] != "flat"]
+    n_grams = len(table) - model.get_output_embeddings().weight.shape[0]
     metrics = {"entries": len(table), "width": int(table.shape[1]), "queries": len(q),
+               "ngram_rows_in_words": in_words, "ngram_rows_across_words": n_grams - in_words,
                "vocabulary_seconds": vocab_seconds, "exact_queries_per_s": exact_qps,
                "rows_memory_mb": table.nbytes / 2**20, "indexes": results,
                "target": {"recall@1": 0.99, "speedup": 10, "met": bool(fits),

@@ -389,7 +389,10 @@ def render_ann(r: dict) -> str:
     cand = cand if isinstance(cand, dict) else {"every index": cand}
     common = max(set(cand.values()), key=list(cand.values()).count)
     others = ", ".join(f"{v} for {k}" for k, v in cand.items() if v != common)
-    out = (f"{c['model']}: its tokens + the most frequent in-word runs of 2–4 of its tokens over "
+    grams = ("the most frequent in-word runs of 2–4 of its tokens" if "ngram_rows_across_words" not in m else
+             f"the most frequent runs of 2–4 of its tokens, {m['ngram_rows_in_words']:,} inside words (every distinct "
+             f"one in the mined text) and {m['ngram_rows_across_words']:,} across words")
+    out = (f"{c['model']}: its tokens + {grams} over "
            f"`../shared/data/*.txt`, {m['entries']:,} rows × {m['width']} (n-gram rows = {c['ngram_rows']}), "
            f"{m['queries']} queries = the model's final hidden states on valid text, one at a time; candidates "
            f"re-scored exactly ({common}{'; ' + others if others else ''}). Exact top-1 by a matrix product: "
