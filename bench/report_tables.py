@@ -236,7 +236,7 @@ def cmd_transplant_finetune(c: dict | None) -> str:
     ft = c.get("finetune", {})
     parts = [f"python bench/transplant.py --finetune-steps {ft.get('steps', 'N')}"]
     for flag, key, default in (("--finetune-batch", "batch_size", 4), ("--finetune-block", "block_size", 128),
-                               ("--finetune-lr", "learning_rate", 1e-3)):
+                               ("--finetune-lr", "learning_rate", 1e-4)):
         if ft.get(key, default) != default:
             parts.append(f"{flag} {ft[key]:g}")
     nbytes = re.search(r"first (\d+) bytes", c.get("train_text", ""))

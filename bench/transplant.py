@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, help="run only the finetune section, with this many steps")
     parser.add_argument("--finetune-batch", type=int, default=4, help="rows per step (default 4)")
     parser.add_argument("--finetune-block", type=int, default=128, help="tokens per row (default 128)")
-    parser.add_argument("--finetune-lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     parser.add_argument("--finetune-bytes", type=int, default=200_000, help="bytes of en.txt to train on")
     parser.add_argument("--finetune-new-only", action="store_true", help="train only the rows not copied")
     parser.add_argument("--finetune-out", type=Path, default=Path("bench/results/transplant_finetune.json"))

@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="then train the embeddings and head only (body frozen) for STEPS steps; --eval reports after")
     tp.add_argument("--finetune-text", type=Path, metavar="FILE", help="text to finetune on (default ../shared/data/en.txt)")
     tp.add_argument("--finetune-bytes", type=int, default=1_000_000, help="read its first N bytes (default 1000000)")
-    tp.add_argument("--finetune-lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    tp.add_argument("--finetune-lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     tp.add_argument("--finetune-batch-size", type=int, default=8, help="rows of 256 tokens per step (default 8)")
     tp.add_argument("--finetune-new-only", action="store_true", help="train only the rows the transplant did not copy")
     fim = sub.add_parser("fim", help=COMMANDS["fim"][1], description=COMMANDS["fim"][1])
