@@ -57,7 +57,9 @@ class TransplantReport:
     tied: bool = True
     seconds: float = 0.0
     eval: dict[str, Any] = field(default_factory=dict)  # text -> bits per byte before/after (CLI --eval)
-    copied_ids: str = ""  # new ids whose rows are exact copies of old rows, as ranges ("0-255,260"; id_ranges)
+    # new ids whose rows are exact copies of old rows, as ranges ("0-255,260"; id_ranges); tens of kB for a
+    # real vocabulary, so left out of the repr that users print (it is in the saved JSON)
+    copied_ids: str = field(default="", repr=False)
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune_embeddings' summary (CLI --finetune)
 
     def save(self, path: str | Path) -> None:

@@ -66,6 +66,7 @@ def test_train_new_rows_only_keeps_copied_and_padded_rows(old):
     new.resize_token_embeddings(n + 8, mean_resizing=False)  # padded rows past the tokenizer's ids
     copied = parse_id_ranges(new.transplant_report.copied_ids)
     assert 0 < len(copied) < n
+    assert "copied_ids" not in repr(new.transplant_report)  # tens of kB for a real vocabulary: not printed
     before = _snapshot(new)
     text = OTHER_TEXT + "\n\n" + TRAIN_TEXT
     summary = finetune_embeddings(new, new_tok, [text], 8, train_new_rows_only=True, **FAST)
