@@ -5,8 +5,9 @@
 Vocabulary: SmolLM2-135M's 49,152 tokens + the most frequent in-word runs of
 2..4 of its tokens over ../shared/data/*.txt (`ngram_vocabulary`), up to
 `--entries` in all (the corpus holds ~350k distinct in-word runs: the rest are
-the most frequent runs across words, as in a multi-word vocabulary); an n-gram's output row is the mean of its pieces' rows
-(FVT; the model is tied, so these are its embedding rows), 576 wide, float32.
+the most frequent runs across words, as in a multi-word vocabulary); an
+n-gram's output row is the mean of its pieces' rows (FVT; the model is tied,
+so these are its embedding rows), 576 wide, float32.
 Queries: the model's final hidden states at `--queries` positions of the valid
 texts (what a decoder would search with). Baseline, in the same run: exact
 top-1 by one matrix product per query over all rows (batch 1, as decoding is).
