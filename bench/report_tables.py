@@ -110,8 +110,9 @@ def cmd_ensemble(c: dict | None) -> str:
 
 
 def cmd_dynamic(c: dict | None) -> str:
-    return script("dynamic", c, (("--merges", "merges", [0, 8, 16, 32, 64, 128, 256, 1024], [0, 16, 128]),
-                                 ("--bytes", "bytes_per_language", 8192, 2048)))
+    out = script("dynamic", c, (("--merges", "merges", [0, 8, 16, 32, 64, 128, 256, 1024], [0, 16, 128]),
+                                ("--bytes", "bytes_per_language", 8192, 2048)))
+    return out + (f" --hypernet {c['hypernet']}" if c and c.get("hypernet") else "")
 
 
 def cmd_ann(c: dict | None) -> str:
@@ -379,7 +380,7 @@ def render_dynamic(r: dict) -> str:
     out += (f"\n\nTarget (≥ {pct(t['reduction'], 0)} shorter at ≤ {pct(t['bpb_cost'], 0)} bits-per-byte cost on en): "
             f"{yes(t['met_en'])}. Largest reduction within a {pct(t['bpb_cost'], 0)} cost: "
             + ", ".join(f"{lang} {pct(b['reduction'])} ({b['setting'].replace('_', ', ').replace('batch', 'batch ')}, "
-                        f"{b['merges']} merges)" if b else f"{lang} none" for lang, b in best.items()) + ".")
+                        f"{b['merges']} merges)" if b and b["merges"] else f"{lang} none" for lang, b in best.items()) + ".")
     return out
 
 
