@@ -42,11 +42,14 @@ def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, 
     for lang in LANGUAGES:
         texts += chunk_text((shared_data_dir() / f"{lang}.txt").read_bytes()[:train_bytes], 4096)
     wanted = max(0, entries - rows.shape[0])
+    spell = lambda gram: b"".join(vocab.pieces[i] for i in gram)  # noqa: E731
     grams = ngram_vocabulary(tok, texts, wanted)
+    spelled = [spell(g) for g in grams]
     in_words = len(grams)
     if in_words < wanted:  # the corpus has too few distinct in-word runs: top up with runs across words
-        spelled = [b"".join(vocab.pieces[i] for i in g) for g in grams]
-        grams += ngram_vocabulary(tok, texts, wanted - in_words, boundaries="none", exclude=spelled)
+        across = ngram_vocabulary(tok, texts, wanted - in_words, boundaries="none", exclude=spelled)
+        grams += across
+        spelled += [spell(g) for g in across]
     print(f"n-gram rows: {in_words} inside words, {len(grams) - in_words} across words", flush=True)
     table = np.empty((rows.shape[0] + len(grams), rows.shape[1]), dtype=np.float32)
     table[: rows.shape[0]] = rows.numpy()
@@ -57,7 +60,7 @@ def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, 
         mask = torch.tensor([[1.0] * len(g) + [0.0] * (width - len(g)) for g in block])
         table[rows.shape[0] + k : rows.shape[0] + k + len(block)] = (
             (rows[ids] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy()
-    pieces = [p or b"" for p in vocab.pieces] + [b"".join(vocab.pieces[i] for i in g) for g in grams]
+    pieces = [p or b"" for p in vocab.pieces] + spelled
     return table, pieces, in_words
 
 
