@@ -33,9 +33,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from tokenshift.bytelevel import ByteVocab
+from tokenshift.bytelevel.progress import progress as progress_bar
 
 from .decompose import Decomposer
 
@@ -271,7 +271,7 @@ class HyperNetwork(nn.Module):
         out_in = self.rows_in.mean(0).expand(n, d).clone().cpu()
         out_out = rows_out_base.mean(0).expand(n, d).clone().cpu()
         todo = [i for i, p in enumerate(new.pieces) if p]
-        bar = tqdm(total=len(todo), desc="hypernet", unit="tok", disable=not progress)
+        bar = progress_bar(total=len(todo), desc="hypernet", unit="tok", disable=not progress)
         for lo in range(0, len(todo), batch_size):
             ids = todo[lo : lo + batch_size]
             rows_in, rows_out = self.embed_pieces([new.pieces[i] for i in ids], batch_size)
