@@ -16,7 +16,8 @@ from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
 
 from tokenshift.bytelevel import ByteVocab  # noqa: E402
 from tokenshift.transplant.dynamic import (  # noqa: E402
-    DynamicTokenizer, HeuristicEmbedder, _word_spans, ngram_vocabulary, score_dynamic,
+    DynamicTokenizer, HeuristicEmbedder, _word_spans, continuation_bits, evaluate_prompt_compression,
+    ngram_vocabulary, score_dynamic, split_prompt,
 )
 
 TEXTS = ["abbaab abbaab baaab ab", "abbaab. baaab b'a abbaab", "éab éab 1234 12 baaab", "baaab abbaab éab"]
@@ -149,6 +150,100 @@ def test_bad_inputs():
     dyn = DynamicTokenizer(tok, max_merges=5)
     with pytest.raises(ValueError, match="embedder"):
         dyn.new_rows([b"abab"])
+
+
+# -- prompt compression (merges learned on the prompt, continuation scored in base tokens) -----------
+
+DOC = ("abbaab baaab abbaab éab 1234 abbaab. baaab b'a abbaab ab ba\n" * 3
+       + "ba ab aab abba baaab 12 é ab abbaab\n" * 2).encode("utf-8")
+
+
+def _plain_continuation_bits(model, vocab, prompt: bytes, continuation: bytes) -> float:
+    """The reference: the model's own logits over [start, prompt, continuation], continuation positions only."""
+    p, c = vocab.encode(prompt), vocab.encode_raw(continuation)
+    ids = [vocab.start_id, *p, *c]
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :, : len(vocab.pieces)].double(), -1)
+    pos = torch.arange(len(p), len(ids) - 1)
+    return -float(lp[pos, torch.tensor(ids[len(p) + 1 :])].sum()) / math.log(2)
+
+
+def test_split_prompt_cuts_at_word_starts(setup):
+    tok, vocab, _ = setup
+    prompt, cont = split_prompt(tok, DOC, 100, 60)
+    assert DOC.startswith(prompt + cont) and 50 < len(prompt) <= 100 and 30 < len(cont) <= 60
+    starts = set(_word_spans(vocab, DOC))
+    assert len(prompt) in starts and len(prompt + cont) in starts
+    assert split_prompt(tok, DOC[:100], 100, 60) is None  # too short for both parts
+    with pytest.raises(ValueError, match="prompt_bytes"):
+        split_prompt(tok, DOC, 0, 60)
+
+
+def test_continuation_without_merges_is_the_plain_model(setup):
+    tok, vocab, model = setup
+    prompt, cont = split_prompt(tok, DOC, 100, 60)
+    got = continuation_bits(model, vocab, vocab.encode(prompt), vocab.encode_raw(cont))
+    assert got == pytest.approx(_plain_continuation_bits(model, vocab, prompt, cont), rel=1e-9)
+
+
+def test_new_rows_never_enter_the_continuation_softmax(setup):
+    """Leak-free: only the input rows of the prompt's merged tokens matter; their output rows, however
+    large, never price a continuation token, and continuation ids must be base tokens."""
+    tok, vocab, model = setup
+    prompt, cont = split_prompt(tok, DOC, 100, 60)
+    mean = HeuristicEmbedder(model, tok)
+    batch = DynamicTokenizer(tok, max_merges=8).tokenize([prompt])
+    assert batch.new_pieces and any(i >= len(vocab.pieces) for i in batch.ids[0])
+    cont_ids = vocab.encode_raw(cont)
+    rows_in = mean(batch.new_pieces)[0]
+    bits = continuation_bits(model, vocab, batch.ids[0], cont_ids, rows_in)
+
+    def huge_out(pieces):  # output rows that would swallow all the mass if they were in the softmax
+        r_in, r_out = mean(pieces)
+        return r_in, 1e4 * torch.ones_like(r_out)
+
+    res = {name: evaluate_prompt_compression(model, tok, [DOC], [0, 8], {"fvt": emb}, 100, 60, progress=False)
+           for name, emb in (("fvt", mean), ("huge", huge_out))}
+    assert res["fvt"]["rows"]["fvt"] == res["huge"]["rows"]["fvt"]
+    row = res["fvt"]["rows"]["fvt"][1]
+    plain = res["fvt"]["plain_continuation_bpb"]
+    assert row["continuation_bpb"] * res["fvt"]["continuation_bytes"] == pytest.approx(bits, rel=1e-9)
+    assert plain * res["fvt"]["continuation_bytes"] == pytest.approx(
+        _plain_continuation_bits(model, vocab, prompt, cont), rel=1e-9)
+    assert row["bpb_cost"] == pytest.approx(row["continuation_bpb"] / plain - 1)
+    # the merged prompt's input rows do matter (the measurement is not vacuous)
+    assert bits != pytest.approx(continuation_bits(model, vocab, batch.ids[0], cont_ids, 0 * rows_in), rel=1e-6)
+    with pytest.raises(ValueError, match="base tokens"):
+        continuation_bits(model, vocab, batch.ids[0], [len(vocab.pieces)], rows_in)
+    with pytest.raises(ValueError, match="new_rows_in"):
+        continuation_bits(model, vocab, batch.ids[0], cont_ids)
+
+
+def test_merges_depend_on_the_prompt_only(setup):
+    """Changing the continuation changes neither the prompt's merges nor the rows it asks for."""
+    tok, vocab, model = setup
+    seen = []
+
+    def recording(pieces):
+        seen.append(tuple(pieces))
+        return HeuristicEmbedder(model, tok)(pieces)
+
+    prompt, cont = split_prompt(tok, DOC, 100, 60)
+    other = prompt + cont[:1] + "é é é baaab baaab 1234 1234 1234 abbaab\n".encode("utf-8") * 3
+    n = len(prompt)  # both documents split here: the prompt is the same, the continuations differ
+    a = evaluate_prompt_compression(model, tok, [DOC], [0, 6, 10**6], {"fvt": recording}, n, 60, progress=False)
+    first = list(seen)
+    seen.clear()
+    b = evaluate_prompt_compression(model, tok, [other], [0, 6, 10**6], {"fvt": recording}, n, 60, progress=False)
+    assert a["prompt_bytes"] == b["prompt_bytes"] == n
+    assert seen == first
+    for key in ("merges_made", "prompt_tokens", "reduction", "new_tokens_per_prompt"):
+        assert [r[key] for r in a["rows"]["fvt"]] == [r[key] for r in b["rows"]["fvt"]]
+    assert a["plain_continuation_bpb"] != b["plain_continuation_bpb"]
+    # merging until no pair is left reaches the ceiling: every word of the prompt one token
+    assert a["rows"]["fvt"][-1]["reduction"] == pytest.approx(a["ceiling"])
+    with pytest.raises(ValueError, match="no document"):
+        evaluate_prompt_compression(model, tok, [DOC[:50]], [0], {"fvt": recording}, 100, 60, progress=False)
 
 
 # -- the ANN vocabulary -----------------------------------------------------------------------------
