@@ -114,25 +114,59 @@ def pack_text(vocab: ByteVocab, texts: list[str], block_size: int) -> tuple[np.n
     return pack(docs, bos=start, eot=end, seq_len=block_size)
 
 
-def _module_class():
-    """The LightningModule, defined on first use (lightning is a heavy import)."""
+def _base_class():
+    """A LightningModule base with the optimiser and schedule every recovery run here shares (lightning is a
+    heavy import, so the class is made on first use)."""
     import lightning as L
-    import torch.nn.functional as F
 
     from tokenshift.models.lit import lr_factor
+
+    class RecoveryModule(L.LightningModule):
+        """AdamW (0.9, 0.95) without weight decay on the parameters that require grad; warmup then cosine."""
+
+        def __init__(self, net: Any, lr: float, warmup: int, min_lr_ratio: float = 0.1):
+            super().__init__()
+            self.net = net  # the name ExportPretrained expects
+            self.lr, self.warmup, self.min_lr_ratio = lr, warmup, min_lr_ratio
+            self.losses: list[float] = []
+            self.tokens_seen = 0
+
+        def configure_optimizers(self) -> dict:
+            params = [p for p in self.net.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=self.lr, betas=(0.9, 0.95), weight_decay=0.0)
+            total = self.trainer.max_steps
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: lr_factor(step, self.warmup, total, self.min_lr_ratio))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return RecoveryModule
+
+
+_BASE = None
+
+
+def recovery_base():
+    """The shared LightningModule base class (cached)."""
+    global _BASE
+    if _BASE is None:
+        _BASE = _base_class()
+    return _BASE
+
+
+def _module_class():
+    """The LM-loss LightningModule, defined on first use."""
+    import torch.nn.functional as F
+
     from tokenshift.models.packing import IGNORE
 
-    class EmbeddingFinetune(L.LightningModule):
+    class EmbeddingFinetune(recovery_base()):
         """Next-token cross-entropy of a HF causal LM whose trainable parameters are set by the caller."""
 
         def __init__(self, net: Any, vocab_size: int, target_bytes: torch.Tensor, lr: float, warmup: int,
                      min_lr_ratio: float = 0.1):
-            super().__init__()
-            self.net = net  # the name ExportPretrained expects
-            self.vocab_size, self.lr, self.warmup, self.min_lr_ratio = vocab_size, lr, warmup, min_lr_ratio
+            super().__init__(net, lr, warmup, min_lr_ratio)
+            self.vocab_size = vocab_size
             self.register_buffer("target_bytes", target_bytes, persistent=False)
-            self.losses: list[float] = []
-            self.tokens_seen = 0
 
         def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
             logits = self.net(input_ids=batch["input"]).logits[..., : self.vocab_size]  # (B, T, V): no padded rows
@@ -149,14 +183,6 @@ def _module_class():
             self.log("train/bpb", nats / LN2 / n_bytes, prog_bar=True)
             self.log("lr", self.optimizers().param_groups[0]["lr"])
             return loss
-
-        def configure_optimizers(self) -> dict:
-            params = [p for p in self.net.parameters() if p.requires_grad]
-            opt = torch.optim.AdamW(params, lr=self.lr, betas=(0.9, 0.95), weight_decay=0.0)
-            total = self.trainer.max_steps
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda step: lr_factor(step, self.warmup, total, self.min_lr_ratio))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return EmbeddingFinetune
 
@@ -190,6 +216,57 @@ def _accelerator(device: str) -> str:
     return choices[device]
 
 
+def run_recovery(model: Any, module: Any, loader: Any, steps: int, masks: dict, seed: int, accelerator: str,
+                 gradient_clip: float, out_dir: str | Path | None, progress: bool,
+                 extra: Sequence[torch.nn.Parameter] = (), callbacks: Sequence[Any] = (),
+                 ckpt_path: str | None = None) -> tuple[Any, float]:
+    """Train `module` (which wraps `model`) for `steps` steps; only the parameters in `masks` (each with its
+    (rows, 1) gradient mask) and `extra` (unmasked, e.g. LoRA adapters) get gradients.
+
+    Everything else is frozen for the run; afterwards every parameter's `requires_grad`, the model's train/eval
+    mode and device are restored and the gradient hooks removed. Returns (trainer, seconds of training).
+    """
+    import lightning as L
+
+    from tokenshift.models.train import ExportPretrained, MetricsLog
+
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training, home = model.training, next(model.parameters()).device
+    hooks = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p, mask in masks.items():
+        p.requires_grad_(True)
+        hooks.append(p.register_hook(lambda g, mask=mask: g * mask.to(g.device, g.dtype)))
+    for p in extra:
+        p.requires_grad_(True)
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    callbacks = list(callbacks)
+    if out_dir is not None:
+        out = Path(out_dir)
+        callbacks += [MetricsLog(out / "metrics.jsonl"), ExportPretrained(out / "model")]
+    with _quiet_lightning():
+        trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                            gradient_clip_val=gradient_clip, callbacks=callbacks, num_sanity_val_steps=0,
+                            limit_val_batches=0, default_root_dir=str(out_dir) if out_dir else None)
+    started = time.perf_counter()
+    try:
+        model.train()  # dropout as in any fine-tuning (Llama-style models have none)
+        with _quiet_lightning():
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path)
+    finally:
+        for h in hooks:
+            h.remove()
+        for name, p in model.named_parameters():
+            if name in flags:
+                p.requires_grad_(flags[name])
+        model.to(home)
+        model.train(was_training)
+    return trainer, time.perf_counter() - started
+
+
 def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: int, batch_size: int = 8,
                         block_size: int = 256, learning_rate: float = 1e-4, train_new_rows_only: bool = False,
                         seed: int = 0, out_dir: str | Path | None = None, device: str = "auto",
@@ -207,10 +284,7 @@ def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: i
     the settings. The summary is also stored in `model.transplant_report.finetune`
     when the model has a report.
     """
-    import lightning as L
-
     from tokenshift.models.data import Rows, StepBatches
-    from tokenshift.models.train import ExportPretrained, MetricsLog
 
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps: expected a positive number of training steps, got {steps!r}")
@@ -242,42 +316,13 @@ def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: i
     target_bytes = torch.tensor([len(p) if p else 0 for p in vocab.pieces], dtype=torch.float32)
 
     mask = row_mask(n_rows, len(vocab.pieces), copied_rows if train_new_rows_only else ())
-    flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    was_training, home = model.training, matrices[0].device
-    hooks = []
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in matrices:
-        p.requires_grad_(True)
-        hooks.append(p.register_hook(lambda g: g * mask.to(g.device, g.dtype)))
-
-    L.seed_everything(seed, workers=True, verbose=False)
     warmup = max(1, round(warmup_ratio * steps)) if warmup_ratio else 0
     module = _module_class()(model, len(vocab.pieces), target_bytes, learning_rate, warmup)
     loader = torch.utils.data.DataLoader(Rows(inputs, targets), batch_sampler=StepBatches(len(inputs), batch_size,
                                                                                            seed))
-    callbacks = []
-    if out_dir is not None:
-        out = Path(out_dir)
-        callbacks = [MetricsLog(out / "metrics.jsonl"), ExportPretrained(out / "model")]
-    with _quiet_lightning():
-        trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                            gradient_clip_val=gradient_clip, callbacks=callbacks, num_sanity_val_steps=0,
-                            limit_val_batches=0, default_root_dir=str(out_dir) if out_dir else None)
-    started = time.perf_counter()
-    try:
-        model.train()  # dropout as in any fine-tuning (Llama-style models have none)
-        with _quiet_lightning():
-            trainer.fit(module, train_dataloaders=loader)
-    finally:
-        for h in hooks:
-            h.remove()
-        for name, p in model.named_parameters():
-            p.requires_grad_(flags[name])
-        model.to(home)
-        model.train(was_training)
-    seconds = time.perf_counter() - started
+    trainer, seconds = run_recovery(model, module, loader, steps, {p: mask for p in matrices}, seed=seed,
+                                    accelerator=accelerator, gradient_clip=gradient_clip, out_dir=out_dir,
+                                    progress=progress)
     if out_dir is not None and hasattr(tokenizer, "save_pretrained"):
         tokenizer.save_pretrained(Path(out_dir) / "model")
     losses = module.losses

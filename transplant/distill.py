@@ -1,0 +1,514 @@
+"""Recovery by cross-tokenizer distillation: Approximate Likelihood Matching (ALM).
+
+Minixhofer, Vulić & Ponti, "Universal Cross-Tokenizer Distillation via
+Approximate Likelihood Matching" (arXiv 2503.20083); defaults read from their
+JAX implementation (bminixhofer/tokenkit, `scripts/cross_tokenizer_distill.py`,
+`tokenkit/training/losses.py`, `tokenkit/align.py`). After a transplant the
+original model (teacher, old tokenizer) and the converted model (student, new
+tokenizer) read the same bytes. Instead of the student's own next-token loss,
+the student learns to give every stretch of text the probability the teacher
+gives it:
+
+- **Chunks.** Both tokenizations spell the same bytes (`ByteVocab`), so the
+  positions where *both* have a token boundary are known exactly; the text
+  between two consecutive shared boundaries is a chunk (a few tokens on each
+  side). `align_chunks` computes this with byte offsets; tokenkit compares
+  normalised token strings (its "unconstrained" alignment), which is the same
+  thing for byte-level tokenizers and needs special cases for the others.
+- **Chunk likelihood.** log p(chunk) = the sum of the log-probabilities of the
+  chunk's tokens (teacher and student each on their own tokens).
+- **Debiasing (tokenkit's default `alm_mode=merge_by_space_prob+append_space`).**
+  A chunk's token probability also says how the text goes on (a token that
+  ends a word implies the next token starts a new one): the two models' chunk
+  probabilities are only comparable where a word ends. So each chunk's
+  likelihood is multiplied by the model's probability that the *next* token
+  starts with a space, tab or newline or is special ("space" tokens, tokenkit's
+  `space_mask_mode=space+tab+newline+special`), and consecutive chunks are
+  merged until one ends where the teacher's space probability is above
+  `merge_threshold` (0.1, tokenkit's `tokenizer_pair_bias_threshold`).
+- **Distance.** The binarised f-divergence: each chunk likelihood p becomes
+  the two-outcome distribution (p^(1/τ), 1 - p^(1/τ)) with τ = 100 (tokenkit's
+  `binarization_temp`) and teacher and student are compared by the binary KL
+  divergence, averaged over the (merged) chunks of the batch (tokenkit's
+  `distill_main_path_numerator/denominator=chunk_count`). tokenkit's
+  `binary_ce` is this plus the teacher's binary entropy: the same gradients;
+  the KL is what is reported (0 when the student matches).
+- **LM loss.** The paper's point is pure distillation (ALM alone), the
+  default here (`lm_weight=0`). tokenkit's documented recipe adds the
+  student's next-token loss and balances the two by last-layer gradient
+  magnitudes (GradMag); here `lm_weight` adds it with a fixed weight instead
+  (GradMag is not implemented).
+
+Training is `finetune.run_recovery`, the loop of `finetune_embeddings`: Lightning,
+AdamW (0.9, 0.95) without decay, warmup over 10% of the steps then cosine to
+0.1x, clip 1.0, only the embedding/head rows asked for move (gradient masks),
+and optionally LoRA adapters on the body's attention and MLP projections
+(`lora_rank`, `peft`; tokenkit's default rank = alpha = 64 on q/k/v/o and
+gate/up/down), merged into the weights at the end so the student stays a plain
+HF model. Same seed, same data, same steps -> the same weights (one device).
+
+Differences from tokenkit, on purpose: texts are packed like the finetune's
+(documents after the start token, several per row, pieces cut at character
+boundaries of the student's tokens), and merged chunks never cross a piece's
+end; the teacher's and student's start tokens are not distilled (tokenkit
+aligns specials by role); no hidden-state (`alm_latents`) loss, no hypernet
+projector, and the default learning rate is the finetune's 1e-4 (tokenkit:
+1e-5 with LoRA on 2-8B models, 5k steps). Not handled: resuming an interrupted
+run (no checkpoints: they would hold both models).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tokenshift.bytelevel import ByteVocab
+
+from .finetune import (_accelerator, _read_texts, recovery_base, row_mask, run_recovery, trainable_matrices)
+
+LN2 = float(np.log(2.0))
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+SPACE_BYTES = (0x20, 0x09, 0x0A)  # space, tab, newline: a token starting with one starts a new word
+
+
+# -- alignment ------------------------------------------------------------------------------------------------
+
+
+def align_chunks(teacher_pieces: Sequence[bytes], student_pieces: Sequence[bytes], teacher_prefix: int = 0,
+                 student_prefix: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """(teacher chunk of each token, student chunk of each token, number of chunks).
+
+    Both token sequences must spell one text after their first `*_prefix` bytes
+    (a SentencePiece dummy space). A chunk ends at every byte position where both
+    sequences have a token boundary; a token belongs to the chunk its last byte
+    is in (a token made only of the prefix joins the first chunk).
+    Example: teacher [b"ab", b"c"], student [b"a", b"bc"] -> [0, 0], [0, 0], 1.
+    """
+    t_text = b"".join(teacher_pieces)[teacher_prefix:]
+    s_text = b"".join(student_pieces)[student_prefix:]
+    if t_text != s_text:
+        at = next((i for i in range(min(len(t_text), len(s_text))) if t_text[i] != s_text[i]),
+                  min(len(t_text), len(s_text)))
+        raise ValueError(f"align_chunks: the two tokenizations spell different bytes from byte {at} "
+                         f"(teacher {t_text[at:at + 12]!r}, student {s_text[at:at + 12]!r})")
+    t_ends = np.cumsum([len(p) for p in teacher_pieces], dtype=np.int64) - teacher_prefix
+    s_ends = np.cumsum([len(p) for p in student_pieces], dtype=np.int64) - student_prefix
+    shared = np.intersect1d(t_ends, s_ends)
+    shared = shared[shared > 0]
+    return (np.searchsorted(shared, t_ends, side="left"), np.searchsorted(shared, s_ends, side="left"),
+            int(len(shared)))
+
+
+def space_mask(vocab: ByteVocab) -> torch.Tensor:
+    """(V,) bool: tokens after which a new word starts: bytes starting with space/tab/newline, or special."""
+    return torch.tensor([p is None or (len(p) > 0 and p[0] in SPACE_BYTES) for p in vocab.pieces])
+
+
+# -- data -----------------------------------------------------------------------------------------------------
+
+
+def _safe_cut(pieces: list, ids: Sequence[int], pos: int, take: int) -> int:
+    """The largest take' <= take such that cutting before ids[pos + take'] splits no UTF-8 character."""
+    end = pos + take
+    if end >= len(ids):
+        return take
+    while end > pos and pieces[ids[end]][:1] and 0x80 <= pieces[ids[end]][0] <= 0xBF:
+        end -= 1
+    return end - pos
+
+
+def pack_pairs(teacher_vocab: ByteVocab, student_vocab: ByteVocab, texts: list[str], block_size: int
+               ) -> tuple[list[dict], dict]:
+    """Rows of `block_size` student ids with the teacher's ids for the same bytes and the chunk of every token.
+
+    Each document is encoded by the student, cut into pieces that fit the room
+    left in a row (at character boundaries), and each piece is read after the
+    start token by both models; the teacher encodes the piece's bytes itself
+    (canonically; the document start with its dummy prefix). Returns (rows,
+    stats); a row holds `s_ids`, `s_chunk` (-1 for start and padding), `t_ids`,
+    `t_chunk`, `seg_end` (per chunk: the last chunk of a piece).
+    """
+    from tokenshift.models.data import split_documents
+
+    sp, tp = student_vocab.pieces, teacher_vocab.pieces
+    s_start, t_start = student_vocab.start_id, teacher_vocab.start_id
+    rows: list[dict] = []
+    stats = {"documents": 0, "pieces": 0, "skipped_pieces": 0, "chunks": 0, "student_tokens": 0,
+             "teacher_tokens": 0, "bytes": 0}
+    cur: dict[str, list] = {}
+
+    def new_row() -> None:
+        cur.clear()
+        cur.update(s_ids=[], s_chunk=[], t_ids=[], t_chunk=[], seg_end=[])
+
+    def close_row() -> None:
+        if cur["s_ids"]:
+            room = block_size - len(cur["s_ids"])
+            cur["s_ids"] += [s_start] * room
+            cur["s_chunk"] += [-1] * room
+            rows.append({k: np.asarray(v, dtype=bool if k == "seg_end" else np.int64) for k, v in cur.items()})
+        new_row()
+
+    new_row()
+    for text in texts:
+        for doc in split_documents(text):
+            ids = student_vocab.encode(doc.encode("utf-8"), strict=False)
+            if not ids or any(sp[i] is None for i in ids):
+                continue
+            stats["documents"] += 1
+            pos = 0
+            while pos < len(ids):
+                room = block_size - len(cur["s_ids"])
+                take = _safe_cut(sp, ids, pos, min(room - 1, len(ids) - pos))
+                if take == 0:
+                    if cur["s_ids"]:
+                        close_row()
+                        continue
+                    take = min(block_size - 1, len(ids) - pos)  # no safe cut in a whole row: cut anyway
+                piece = ids[pos: pos + take]
+                first = pos == 0
+                pos += take
+                s_prefix = len(student_vocab.prefix_bytes) if first else 0
+                data = b"".join(sp[i] for i in piece)[s_prefix:]
+                if not data:
+                    continue
+                try:
+                    t_ids = teacher_vocab.encode(data, strict=False) if first else \
+                        teacher_vocab.encode_raw(data, strict=False)
+                    t_prefix = len(teacher_vocab.prefix_bytes) if first else 0
+                    t_pieces = [tp[i] for i in t_ids]
+                    if None in t_pieces:
+                        raise ValueError("a special id in the teacher's encoding")
+                    t_chunk, s_chunk, n = align_chunks(t_pieces, [sp[i] for i in piece], t_prefix, s_prefix)
+                except ValueError:  # the teacher cannot spell these bytes: nothing to compare
+                    stats["skipped_pieces"] += 1
+                    continue
+                c0 = len(cur["seg_end"])
+                cur["s_ids"] += [s_start, *piece]
+                cur["s_chunk"] += [-1, *(s_chunk + c0).tolist()]
+                cur["t_ids"] += [t_start, *t_ids]
+                cur["t_chunk"] += [-1, *(t_chunk + c0).tolist()]
+                cur["seg_end"] += [False] * (n - 1) + [True]
+                stats["pieces"] += 1
+                stats["chunks"] += n
+                stats["student_tokens"] += len(piece)
+                stats["teacher_tokens"] += len(t_ids)
+                stats["bytes"] += len(data)
+                if block_size - len(cur["s_ids"]) < 2:
+                    close_row()
+    close_row()
+    if not rows:
+        raise ValueError("distill_transplant: the text has no content both tokenizers can spell; pass a non-empty "
+                         "UTF-8 text")
+    return rows, stats
+
+
+class PairRows(torch.utils.data.Dataset):
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def collate_pairs(rows: list[dict], teacher_pad: int) -> dict[str, torch.Tensor]:
+    """A batch: ids of both models, the chunk (batch-wide numbering, -1 for none) of each predicted token, the
+    flat position of each chunk's last token on each side, and which chunks end a piece."""
+    b = len(rows)
+    ls = len(rows[0]["s_ids"])
+    lt = max(len(r["t_ids"]) for r in rows)
+    s_ids = np.stack([r["s_ids"] for r in rows])
+    t_ids = np.full((b, lt), teacher_pad, dtype=np.int64)
+    s_chunk = np.stack([r["s_chunk"] for r in rows])
+    t_chunk = np.full((b, lt), -1, dtype=np.int64)
+    offsets = np.cumsum([0] + [len(r["seg_end"]) for r in rows])
+    for k, r in enumerate(rows):
+        t_ids[k, : len(r["t_ids"])] = r["t_ids"]
+        t_chunk[k, : len(r["t_chunk"])] = r["t_chunk"]
+        s_chunk[k] = np.where(s_chunk[k] >= 0, s_chunk[k] + offsets[k], -1)
+        t_chunk[k] = np.where(t_chunk[k] >= 0, t_chunk[k] + offsets[k], -1)
+    n = int(offsets[-1])
+    s_last = np.full(n, -1, dtype=np.int64)
+    t_last = np.full(n, -1, dtype=np.int64)
+    for chunk, last in ((s_chunk, s_last), (t_chunk, t_last)):
+        flat = chunk.reshape(-1)
+        where = np.nonzero(flat >= 0)[0]
+        np.maximum.at(last, flat[where], where)
+    return {"s_input": torch.from_numpy(s_ids), "t_input": torch.from_numpy(t_ids),
+            "s_chunk": torch.from_numpy(s_chunk[:, 1:].copy()), "t_chunk": torch.from_numpy(t_chunk[:, 1:].copy()),
+            "s_last": torch.from_numpy(s_last), "t_last": torch.from_numpy(t_last),
+            "seg_end": torch.from_numpy(np.concatenate([r["seg_end"] for r in rows]))}
+
+
+# -- the loss -------------------------------------------------------------------------------------------------
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, stable on both sides of log(1/2)."""
+    return torch.where(x < -LN2, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+
+def binary_kl(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor, temperature: float = 100.0,
+              eps: float = 1e-6) -> torch.Tensor:
+    """KL((q_t, 1 - q_t) || (q_s, 1 - q_s)) elementwise, q = p^(1/temperature) (ALM's binarised divergence).
+
+    `eps` keeps q below 1 (log 0) when a likelihood is 1, as tokenkit does."""
+    lt = log_p_teacher / temperature - eps
+    ls = log_p_student / temperature - eps
+    return torch.exp(lt) * (lt - ls) + (-torch.expm1(lt)) * (log1mexp(lt) - log1mexp(ls))
+
+
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, space: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of each next id (B, T-1), log p that the next token is a space token, at every position (B, T))."""
+    logits = logits.float()
+    lse = torch.logsumexp(logits, -1)
+    picked = logits[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1) - lse[:, :-1]
+    spaced = torch.logsumexp(logits.masked_fill(~space, float("-inf")), -1) - lse
+    return picked, spaced
+
+
+def chunk_sums(logp: torch.Tensor, chunk: torch.Tensor, n_chunks: int) -> torch.Tensor:
+    """(n_chunks,): the sum of the token log-probs in each chunk (chunk -1: not summed)."""
+    keep = chunk >= 0
+    return logp.new_zeros(n_chunks).index_add(0, chunk[keep], logp[keep])
+
+
+def alm_loss(t_chunk: torch.Tensor, s_chunk: torch.Tensor, t_space: torch.Tensor, s_space: torch.Tensor,
+             seg_end: torch.Tensor, temperature: float = 100.0, merge_threshold: float = 0.1,
+             debias: bool = True) -> tuple[torch.Tensor, dict]:
+    """ALM over chunks, per chunk the teacher's and student's log-likelihood (and next-token-is-space log-prob).
+
+    With `debias`, chunks are merged until one ends where the teacher's space
+    probability exceeds `merge_threshold` (or a piece ends), and each merged
+    chunk's likelihood includes the space probability after it. Returns (mean
+    binary KL over the merged chunks, stats).
+    """
+    if debias:
+        ends = (t_space.detach().exp() > merge_threshold) | seg_end
+        group = torch.cumsum(ends.long(), 0) - ends.long()  # a group ends at (and includes) an `ends` chunk
+        n = int(ends.sum())
+        t_lp = t_chunk.new_zeros(n).index_add(0, group, t_chunk) + t_space[ends]
+        s_lp = s_chunk.new_zeros(n).index_add(0, group, s_chunk) + s_space[ends]
+    else:
+        t_lp, s_lp = t_chunk, s_chunk
+    t_lp, s_lp = t_lp.clamp(max=0.0), s_lp.clamp(max=0.0)
+    loss = binary_kl(t_lp, s_lp, temperature).mean()
+    return loss, {"chunks": int(len(t_lp)), "teacher_nats": float(-t_lp.detach().mean()),
+                  "student_nats": float(-s_lp.detach().mean())}
+
+
+def _module_class():
+    """The ALM LightningModule, defined on first use."""
+    import torch.nn.functional as F
+
+    class ALMDistill(recovery_base()):
+        """The student's ALM loss against a frozen teacher (kept outside the module's parameters)."""
+
+        def __init__(self, net: Any, teacher: Any, s_vocab: int, t_vocab: int, s_space: torch.Tensor,
+                     t_space: torch.Tensor, lr: float, warmup: int, temperature: float, merge_threshold: float,
+                     debias: bool, lm_weight: float):
+            super().__init__(net, lr, warmup)
+            self.teacher = [teacher]  # a list: not a submodule, so not trained, saved or switched to train mode
+            self.s_vocab, self.t_vocab = s_vocab, t_vocab
+            self.register_buffer("s_space", s_space, persistent=False)
+            self.register_buffer("t_space", t_space, persistent=False)
+            self.temperature, self.merge_threshold, self.debias = temperature, merge_threshold, debias
+            self.lm_weight = lm_weight
+            self.alm_losses: list[float] = []
+
+        def on_train_start(self) -> None:
+            self.teacher[0].to(self.device).eval()
+
+        def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            n = len(batch["seg_end"])
+            with torch.no_grad():
+                t_logits = self.teacher[0](input_ids=batch["t_input"]).logits[..., : self.t_vocab]
+                t_tok, t_sp = token_logprobs(t_logits, batch["t_input"], self.t_space)
+                del t_logits
+                t_chunk = chunk_sums(t_tok, batch["t_chunk"], n)
+                t_space = t_sp.reshape(-1)[batch["t_last"]]
+            s_logits = self.net(input_ids=batch["s_input"]).logits[..., : self.s_vocab]
+            s_tok, s_sp = token_logprobs(s_logits, batch["s_input"], self.s_space)
+            s_chunk = chunk_sums(s_tok, batch["s_chunk"], n)
+            s_space = s_sp.reshape(-1)[batch["s_last"]]
+            alm, stats = alm_loss(t_chunk, s_chunk, t_space, s_space, batch["seg_end"], self.temperature,
+                                  self.merge_threshold, self.debias)
+            keep = batch["s_chunk"] >= 0
+            lm = -s_tok[keep].mean()
+            loss = alm + self.lm_weight * lm if self.lm_weight else alm
+            self.losses.append(float(loss.detach()))
+            self.alm_losses.append(float(alm.detach()))
+            self.tokens_seen += int(keep.sum())
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/alm", alm)
+            self.log("train/lm", lm.detach(), prog_bar=True)
+            self.log("train/chunks", float(stats["chunks"]))
+            self.log("train/teacher_chunk_nats", stats["teacher_nats"])
+            self.log("train/student_chunk_nats", stats["student_nats"])
+            self.log("lr", self.optimizers().param_groups[0]["lr"])
+            return loss
+
+    return ALMDistill
+
+
+# -- LoRA -----------------------------------------------------------------------------------------------------
+
+
+def _add_lora(model: Any, rank: int, alpha: float | None, targets: Sequence[str]) -> tuple[Any, list]:
+    """Inject LoRA adapters into `model` in place (peft); returns (the peft wrapper, the adapter parameters)."""
+    try:
+        import peft
+    except ImportError as err:
+        raise ImportError("lora_rank: LoRA adapters need the optional `peft` package (pip install peft)") from err
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = [t for t in targets if t in present]
+    if not found:
+        raise ValueError(f"lora_targets: none of {list(targets)} is a module of {type(model).__name__}; name its "
+                         "linear layers (e.g. q_proj, v_proj)")
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=0.0,
+                             target_modules=found, bias="none")
+    wrapped = peft.get_peft_model(model, config)
+    adapters = [p for n, p in model.named_parameters() if "lora_" in n]
+    return wrapped, adapters
+
+
+# -- the entry point ------------------------------------------------------------------------------------------
+
+
+def _vocab(tok: Any) -> ByteVocab:
+    return tok if isinstance(tok, ByteVocab) else ByteVocab.from_tokenizer(tok)
+
+
+def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, student_tokenizer: Any, text: Any,
+                       steps: int, batch_size: int = 8, block_size: int = 256, learning_rate: float = 1e-4,
+                       temperature: float = 100.0, merge_threshold: float = 0.1, debias: bool = True,
+                       lm_weight: float = 0.0, train_embeddings: bool = True, train_new_rows_only: bool = False,
+                       copied_rows: Sequence[int] | None = None, lora_rank: int = 0, lora_alpha: float | None = None,
+                       lora_targets: Sequence[str] = LORA_TARGETS, seed: int = 0, out_dir: str | Path | None = None,
+                       device: str = "auto", warmup_ratio: float = 0.1, gradient_clip: float = 1.0,
+                       progress: bool = True) -> dict:
+    """Distil `teacher` (the original model, `teacher_tokenizer`) into `student` (the transplanted model,
+    `student_tokenizer`) with ALM for `steps` steps on `text`; the student is trained in place.
+
+    `text`: bytes, a str, a UTF-8 text file path, or a list of texts. Trains the
+    student's input embeddings and LM head (`train_embeddings`; only the rows
+    transplant() estimated with `train_new_rows_only`, read from
+    `student.transplant_report` or `copied_rows`) and, with `lora_rank` > 0,
+    LoRA adapters on `lora_targets`, merged into the body at the end. The
+    teacher is never changed. `out_dir`: also write `metrics.jsonl` and the
+    student in `out_dir/model`. Returns a summary (steps, loss_start / loss_end,
+    losses, alm_losses, seconds, settings); it is also stored as
+    `student.transplant_report.distill` when the student has a report.
+    """
+    from tokenshift.models.data import StepBatches
+    from tokenshift.models.train import MetricsLog
+
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        raise ValueError(f"steps: expected a positive number of training steps, got {steps!r}")
+    for name, value, low in (("batch_size", batch_size, 1), ("block_size", block_size, 2),
+                             ("lora_rank", lora_rank, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    for name, value in (("learning_rate", learning_rate), ("temperature", temperature)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name}: expected > 0, got {value!r}")
+    if not 0 <= merge_threshold < 1:
+        raise ValueError(f"merge_threshold: expected a probability in [0, 1), got {merge_threshold!r}")
+    if not lm_weight >= 0:
+        raise ValueError(f"lm_weight: expected >= 0, got {lm_weight!r}")
+    if not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio: expected a fraction in [0, 1), got {warmup_ratio!r}")
+    if not train_embeddings and not lora_rank:
+        raise ValueError("train_embeddings=False with lora_rank=0 leaves nothing to train; set lora_rank > 0")
+    if teacher is student:
+        raise ValueError("teacher and student are the same object; pass the original model as the teacher and "
+                         "the transplanted model as the student")
+    accelerator = _accelerator(device)
+    if isinstance(text, (bytes, bytearray)):
+        text = [bytes(text)]
+    report = getattr(student, "transplant_report", None)
+    if train_new_rows_only and copied_rows is None:
+        if report is None or not report.copied_ids:
+            raise ValueError("train_new_rows_only needs to know which rows were copied: call it on the model "
+                             "transplant() returned, or pass copied_rows= (the ids)")
+        from .api import parse_id_ranges
+
+        copied_rows = parse_id_ranges(report.copied_ids)
+    texts = _read_texts(text)
+    t_vocab, s_vocab = _vocab(teacher_tokenizer), _vocab(student_tokenizer)
+    for who, model, vocab in (("teacher", teacher, t_vocab), ("student", student, s_vocab)):
+        rows_n = model.get_input_embeddings().weight.shape[0]
+        if rows_n < len(vocab.pieces):
+            raise ValueError(f"the {who} has {rows_n} embedding rows but its tokenizer has {len(vocab.pieces)} ids; "
+                             f"pass the {who}'s own tokenizer (teacher: the original one, student: the new one)")
+        vocab.require_lossless(f"distill_transplant ({who} tokenizer)")
+    rows, data_stats = pack_pairs(t_vocab, s_vocab, texts, block_size)
+
+    flags = {name: p.requires_grad for name, p in student.named_parameters()}
+    t_flags = {name: p.requires_grad for name, p in teacher.named_parameters()}
+    t_home, t_training = next(teacher.parameters()).device, teacher.training
+    torch.manual_seed(seed)  # LoRA's initialisation
+    wrapped, adapters = _add_lora(student, lora_rank, lora_alpha, lora_targets) if lora_rank else (None, [])
+    matrices = trainable_matrices(student)
+    n_rows = matrices[0].shape[0]
+    mask = row_mask(n_rows, len(s_vocab.pieces), copied_rows if train_new_rows_only else ())
+    if not train_embeddings:
+        mask = torch.zeros_like(mask)
+    warmup = max(1, round(warmup_ratio * steps)) if warmup_ratio else 0
+    module = _module_class()(student, teacher, len(s_vocab.pieces), len(t_vocab.pieces), space_mask(s_vocab),
+                             space_mask(t_vocab), learning_rate, warmup, temperature, merge_threshold, debias,
+                             lm_weight)
+    loader = torch.utils.data.DataLoader(
+        PairRows(rows), batch_sampler=StepBatches(len(rows), batch_size, seed),
+        collate_fn=lambda batch: collate_pairs(batch, t_vocab.start_id))
+    callbacks = [MetricsLog(Path(out_dir) / "metrics.jsonl")] if out_dir is not None else []
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    try:
+        trainer, seconds = run_recovery(student, module, loader, steps,
+                                        {p: mask for p in matrices} if train_embeddings else {},
+                                        seed=seed, accelerator=accelerator, gradient_clip=gradient_clip,
+                                        out_dir=None, progress=progress, extra=adapters, callbacks=callbacks)
+    finally:
+        if wrapped is not None:
+            merged = wrapped.merge_and_unload()
+            assert merged is student, "peft returned a new model object"
+        for name, p in student.named_parameters():
+            p.requires_grad_(flags.get(name, p.requires_grad))
+        for name, p in teacher.named_parameters():
+            p.requires_grad_(t_flags[name])
+        teacher.to(t_home)
+        teacher.train(t_training)
+    if out_dir is not None:
+        student.save_pretrained(Path(out_dir) / "model")
+        if hasattr(student_tokenizer, "save_pretrained"):
+            student_tokenizer.save_pretrained(Path(out_dir) / "model")
+    losses, alm = module.losses, module.alm_losses
+    k = max(1, min(10, len(losses) // 10))
+    summary = {
+        "steps": len(losses), "loss_start": float(np.mean(losses[:k])), "loss_end": float(np.mean(losses[-k:])),
+        "losses": [round(x, 6) for x in losses], "alm_losses": [round(x, 6) for x in alm], "seconds": seconds,
+        "tokens_seen": module.tokens_seen, "train_rows": len(rows), "data": data_stats,
+        "batch_size": batch_size, "block_size": block_size, "learning_rate": learning_rate,
+        "loss": f"ALM binary KL, temperature {temperature}, " + (
+            f"debiased (space prob, chunks merged below {merge_threshold})" if debias else "no debiasing")
+        + (f" + {lm_weight} x student LM loss" if lm_weight else ""),
+        "schedule": f"AdamW (0.9, 0.95), no weight decay; linear warmup {warmup} steps, cosine to 0.1x; clip "
+                    f"{gradient_clip}",
+        "train_embeddings": train_embeddings, "train_new_rows_only": train_new_rows_only,
+        "trainable_rows": int(mask.sum()) if train_embeddings else 0,
+        "lora": {"rank": lora_rank, "alpha": lora_alpha if lora_alpha is not None else lora_rank,
+                 "targets": list(lora_targets), "parameters": int(sum(p.numel() for p in adapters))}
+        if lora_rank else None,
+        "matrices": "tied embeddings/head" if len(matrices) == 1 else "input embeddings + untied head",
+        "seed": seed, "device": str(trainer.strategy.root_device),
+    }
+    if report is not None:
+        report.distill = summary
+    return summary
