@@ -50,10 +50,14 @@ DEMO_EVAL = $(if $(wildcard $(DATA)/en.valid.txt),$(DATA)/en.valid.txt $(DATA)/c
 DEMO_WHY = $(if $(wildcard $(DATA)/en.valid.txt),the shared corpus in $(DATA),builtin:en (this project's docs/overview.md) and builtin:code (Python's standard library): $(DATA) not found)
 
 # the main job: SmolLM2-135M converted to the GPT-2 tokenizer with TokenAdapt, judged in bits per byte
+# (tests/test_demo.py runs this recipe on a tiny model through DEMO_MODEL/DEMO_TOKENIZER/DEMO_OUT)
+DEMO_MODEL ?= smollm2
+DEMO_TOKENIZER ?= gpt2
+DEMO_OUT ?= runs/smollm2-gpt2
 demo: $(STAMP)
 	@echo "demo evaluation text: $(DEMO_WHY)"
-	$(BIN)/tokenshift transplant --model smollm2 --tokenizer gpt2 --method tokenadapt --out runs/smollm2-gpt2 \
-		--force --eval $(DEMO_EVAL) --generate "The history of Python"
+	$(BIN)/tokenshift transplant --model $(DEMO_MODEL) --tokenizer $(DEMO_TOKENIZER) --method tokenadapt \
+		--out $(DEMO_OUT) --force --eval $(DEMO_EVAL) --generate "The history of Python"
 
 # prints the audit; the benchmark target writes its record (bench/results/audit.json)
 audit: $(STAMP)
