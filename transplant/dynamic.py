@@ -415,12 +415,13 @@ def continuation_bits(model: Any, vocab: ByteVocab, prompt_ids: Sequence[int], c
     return -float(lp[torch.arange(len(continuation_ids)), torch.tensor(list(continuation_ids))].sum()) / math.log(2)
 
 
-def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes], merges: Sequence[int],
+def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes], merges: Sequence[int | str],
                                 embedders: dict[str, PieceEmbedder], prompt_bytes: int = 1536,
                                 continuation_bytes: int = 512, progress: bool = True) -> dict:
     """Prompt compression over `docs`: per merge budget and row kind, the prompt's length reduction and the
     continuation's bits-per-byte cost against the plainly tokenized prompt (see `split_prompt`,
     `continuation_bits`). Merges are learned on each prompt alone; documents too short are skipped.
+    A budget "all" merges until no pair is left (every word of the prompt one token: the ceiling).
     """
     from tqdm.auto import tqdm
 
@@ -433,7 +434,10 @@ def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes
     if not pairs:
         raise ValueError(f"no document holds prompt_bytes + continuation_bytes = {prompt_bytes + continuation_bytes} "
                          "bytes; pass longer documents or smaller sizes")
-    budgets = [b for b in merges if b > 0]
+    bad = [b for b in merges if b != "all" and not (isinstance(b, int) and b >= 0)]
+    if bad:
+        raise ValueError(f"merges must be integers >= 0 or 'all', got {bad[0]!r}")
+    budgets = [b for b in merges if b != 0]
     plain_bits = cont_bytes = base_tokens = words = 0.0
     acc = {(name, b): {"bits": 0.0, "tokens": 0, "new": 0, "made": 0} for name in embedders for b in budgets}
     for prompt, continuation in tqdm(pairs, desc="prompts", disable=not progress):
@@ -443,12 +447,16 @@ def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes
         cont_bytes += len(continuation)
         base_tokens += len(base_ids)
         words += len(prompt_words)
+        done: dict = {}  # a budget past the prompt's last pair repeats the previous tokenization: score it once
         for budget in budgets:
-            batch = merger.tokenize([prompt], max_merges=budget)
+            batch = merger.tokenize([prompt], max_merges=len(base_ids) if budget == "all" else budget)
             for name, dyn in rowers.items():
-                rows_in = dyn.new_rows(batch.new_pieces)[0] if batch.new_pieces else None
+                key = (name, tuple(batch.ids[0]))
+                if key not in done:
+                    rows_in = dyn.new_rows(batch.new_pieces)[0] if batch.new_pieces else None
+                    done[key] = continuation_bits(model, vocab, batch.ids[0], cont_ids, rows_in)
                 a = acc[name, budget]
-                a["bits"] += continuation_bits(model, vocab, batch.ids[0], cont_ids, rows_in)
+                a["bits"] += done[key]
                 a["tokens"] += len(batch.ids[0])
                 a["new"] += len(batch.new_pieces)
                 a["made"] += len(batch.merges)

@@ -231,10 +231,10 @@ def test_merges_depend_on_the_prompt_only(setup):
     prompt, cont = split_prompt(tok, DOC, 100, 60)
     other = prompt + cont[:1] + "é é é baaab baaab 1234 1234 1234 abbaab\n".encode("utf-8") * 3
     n = len(prompt)  # both documents split here: the prompt is the same, the continuations differ
-    a = evaluate_prompt_compression(model, tok, [DOC], [0, 6, 10**6], {"fvt": recording}, n, 60, progress=False)
+    a = evaluate_prompt_compression(model, tok, [DOC], [0, 6, "all"], {"fvt": recording}, n, 60, progress=False)
     first = list(seen)
     seen.clear()
-    b = evaluate_prompt_compression(model, tok, [other], [0, 6, 10**6], {"fvt": recording}, n, 60, progress=False)
+    b = evaluate_prompt_compression(model, tok, [other], [0, 6, "all"], {"fvt": recording}, n, 60, progress=False)
     assert a["prompt_bytes"] == b["prompt_bytes"] == n
     assert seen == first
     for key in ("merges_made", "prompt_tokens", "reduction", "new_tokens_per_prompt"):
@@ -242,6 +242,9 @@ def test_merges_depend_on_the_prompt_only(setup):
     assert a["plain_continuation_bpb"] != b["plain_continuation_bpb"]
     # merging until no pair is left reaches the ceiling: every word of the prompt one token
     assert a["rows"]["fvt"][-1]["reduction"] == pytest.approx(a["ceiling"])
+    assert a["rows"]["fvt"][-1]["merges"] == "all"
+    with pytest.raises(ValueError, match="merges"):
+        evaluate_prompt_compression(model, tok, [DOC], [-1], {"fvt": recording}, n, 60, progress=False)
     with pytest.raises(ValueError, match="no document"):
         evaluate_prompt_compression(model, tok, [DOC[:50]], [0], {"fvt": recording}, 100, 60, progress=False)
 
