@@ -190,7 +190,10 @@ def test_cli_finetune_bad_input_writes_nothing(tiny_dirs, tmp_path, capsys, extr
     model_dir, tok_dir, text, _ = tiny_dirs
     extra = [str(tmp_path / "missing.txt") if a == "MISSING" else str(text) if a == "TEXT" else a for a in extra]
     out = tmp_path / "out"
-    code = main(["transplant", "--model", str(model_dir), "--tokenizer", str(tok_dir), "--method", "mean",
-                 "--out", str(out), *extra])
+    try:
+        code = main(["transplant", "--model", str(model_dir), "--tokenizer", str(tok_dir), "--method", "mean",
+                     "--out", str(out), *extra])
+    except SystemExit as stop:  # argparse's own exit for a bad value: the same status
+        code = stop.code
     assert code == 2 and not out.exists()
     assert "error" in capsys.readouterr().err
