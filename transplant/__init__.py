@@ -1,10 +1,10 @@
-"""tokenshift.transplant: give a pretrained model a new tokenizer (TokenAdapt and the baselines),
+"""tokenshift.transplant: give a pretrained model a new tokenizer (TokenAdapt, OMP and the baselines),
 embedding/head recovery finetuning, dynamic tokenization and ANN output vocabularies (FAISS is imported only when an index is built)."""
 from .ann import AnnVocabulary
-from .api import METHODS, TRAINED_METHODS, TransplantReport, save_transplant, transplant
+from .api import ALL_METHODS, DONOR_METHODS, METHODS, TRAINED_METHODS, TransplantReport, save_transplant, transplant
 from .aux import AuxEmbedder
 from .dynamic import DynamicTokenizer, HeuristicEmbedder, score_dynamic
 from .finetune import finetune_embeddings
 
-__all__ = ["METHODS", "TRAINED_METHODS", "AnnVocabulary", "AuxEmbedder", "DynamicTokenizer", "HeuristicEmbedder",
-           "TransplantReport", "finetune_embeddings", "save_transplant", "score_dynamic", "transplant"]
+__all__ = ["ALL_METHODS", "DONOR_METHODS", "METHODS", "TRAINED_METHODS", "AnnVocabulary", "AuxEmbedder",
+           "DynamicTokenizer", "HeuristicEmbedder", "TransplantReport", "finetune_embeddings", "save_transplant", "score_dynamic", "transplant"]
