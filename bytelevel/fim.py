@@ -46,7 +46,9 @@ def fim_tokens(vocab: ByteVocab) -> tuple[int, int, int, list[int]]:
             return names[pre], names[suf], names[mid], ends
     raise ValueError(
         f"tokenizer {vocab.name!r} has no fill-in-the-middle tokens (looked for "
-        f"{', '.join('/'.join(n) for n in FIM_NAMES)}); use complete() for left-to-right completion"
+        f"{', '.join('/'.join(n) for n in FIM_NAMES)}); for left-to-right completion use complete() "
+        "(on the command line: tokenshift generate MODEL --prompt TEXT); to train a model with FIM tokens: "
+        "tokenshift train --config models/configs/tokenlm-code-fim-tiny.yaml"
     )
 
 

@@ -10,6 +10,7 @@ draft costs one forward pass, as a token does; a rejected byte costs one more. T
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Sequence
 
@@ -41,8 +42,7 @@ def generate_bytes(
     """
     if not isinstance(prefix, (bytes, bytearray)):
         raise TypeError(f"prefix must be bytes, got {type(prefix).__name__}; use text.encode('utf-8')")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    check_sampling(max_bytes, temperature, top_p)
     stops = [stop] if isinstance(stop, (bytes, bytearray)) else list(stop or [])
     rng = random.Random(seed)
     state = bm.start(bytes(prefix)) if state is None else state
@@ -78,6 +78,20 @@ def generate_bytes(
             del out[len(out) - len(hit) :]
             break
     return bytes(out)
+
+
+def check_sampling(max_bytes: int, temperature: float, top_p: float) -> None:
+    """Raise ValueError on a length or sampling setting no distribution can honour.
+
+    NaN or infinite temperatures would turn the byte distribution into NaNs (and so into
+    invalid UTF-8 or an empty text), so they are refused rather than clamped.
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"max_bytes must be an integer >= 0, got {max_bytes!r}")
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if not isinstance(top_p, (int, float)) or not math.isfinite(top_p) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
 def sample_distribution(bm, prefix: bytes, draws: int, seed: int = 0, **kw) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from tqdm.auto import tqdm
+from .progress import progress as tqdm
 
 from .exact import EOT
 
@@ -96,7 +96,8 @@ def plain_token_bits(bm, text: bytes, end: bool = False) -> PlainBits:
     """-log2 P(encode(text)) under the token model behind a `TokenByteModel` (one forward).
 
     As a prefix probability (no EOS unless `end`): the exact `score_bytes` adds
-    the mass of the other covers of the last bytes, so it is never larger.
+    the mass of the other covers of the last bytes, so it is never larger. A text
+    whose tokens do not fit in the model's context window raises ValueError.
     """
     import torch
 
@@ -106,6 +107,11 @@ def plain_token_bits(bm, text: bytes, end: bool = False) -> PlainBits:
         raise ValueError("plain_token_bits: empty text")
     seq = [core.start_id] + ids + ([core.eos_ids[0]] if end and core.eos_ids else [])
     lm = core.lm
+    limit = lm.max_positions
+    if limit is not None and len(seq) > limit:  # refused, as score_bytes refuses: positions past it mean nothing
+        raise ValueError(f"plain_token_bits: the text needs {len(seq)} tokens (with the start token) but the "
+                         f"model's context window is {limit}; score a shorter text, or use token_bits_per_byte "
+                         "(which reads long texts in windows)")
     logits, _ = lm._forward(torch.tensor([seq]), None)
     lp = torch.log_softmax(logits[0, :-1].double(), -1)
     total = float(lp.gather(1, torch.tensor(seq[1:]).unsqueeze(1)).sum())

@@ -1,6 +1,6 @@
 """Training a ZeTT hypernetwork with Lightning: `train_hypernet(...)` and `tokenshift train-hypernet`.
 
-    tokenshift train-hypernet --config hypernet/configs/tiny.yaml
+    tokenshift train-hypernet --config hypernet/configs/small.yaml
     tokenshift train-hypernet --config hypernet/configs/smollm2.yaml --ckpt_path last   # resume after a kill
 
 Each step (ZeTT, `train.py` of `bminixhofer/zett`): sample a UnigramLM
@@ -99,23 +99,32 @@ class TextStream(torch.utils.data.IterableDataset):
 
 
 class HyperNetData(L.LightningDataModule):
-    """Text for hypernet training: UTF-8 files (or `texts` in memory), cut into windows of `text_chars`."""
+    """Text for hypernet training: UTF-8 files (or `texts` in memory), cut into windows of `text_chars`.
+
+    `files` are paths or `builtin:en` / `builtin:code`. Without `files`, `languages` are read from the
+    shared corpus (`<lang>.txt`); where it is absent, `en` and `code` fall back on the built-in texts
+    (the other languages are skipped) and it says so.
+    """
 
     def __init__(self, files: Optional[list[str]] = None, batch_size: int = 32, text_chars: int = 2048,
-                 seed: int = 0, texts: Optional[list[str]] = None):
+                 seed: int = 0, texts: Optional[list[str]] = None, languages: Optional[list[str]] = None):
         super().__init__()
         self.files, self.batch_size, self.text_chars, self.seed = files or [], batch_size, text_chars, seed
+        self.languages = list(languages or ["en", "code"])
         self._texts = texts
         if batch_size < 1 or text_chars < 16:
             raise ValueError(f"batch_size must be >= 1 and text_chars >= 16, got {batch_size} and {text_chars}")
 
+    def sources(self) -> list[str]:
+        """The files (or built-in names) the corpus is read from."""
+        return [str(f) for f in self.files] if self.files else default_sources(self.languages)
+
     def corpus(self) -> list[str]:
         if self._texts is None:
-            if not self.files:
-                raise ValueError("no training text: set data.files (UTF-8 text files) in the config")
-            from tokenshift.data import read_text_bytes
+            from tokenshift.bytelevel.corpus import resolve_text
 
-            self._texts = [read_text_bytes(Path(f).expanduser()).decode("utf-8") for f in self.files]
+            self._texts = [resolve_text(Path(f).expanduser() if not f.startswith("builtin:") else f)[1].decode("utf-8")
+                           for f in self.sources()]
         texts = [t for t in self._texts if t]
         if not texts:
             raise ValueError("the training texts are all empty")
@@ -129,6 +138,24 @@ class HyperNetData(L.LightningDataModule):
         start = trainer.global_step if trainer is not None else 0  # restored before this is called
         rank = trainer.global_rank if trainer is not None else 0
         return torch.utils.data.DataLoader(self.stream(start, rank), batch_size=None, num_workers=0)
+
+
+def default_sources(languages: list[str]) -> list[str]:
+    """`<lang>.txt` of the shared corpus for each language; without it, the built-in texts (said so)."""
+    from tokenshift.bytelevel.corpus import BUILTIN_TEXTS, shared_data_dir
+
+    folder = shared_data_dir()
+    if folder is not None:
+        return [str(folder / f"{lang}.txt") for lang in languages]
+    usable = [lang for lang in languages if lang in BUILTIN_TEXTS]
+    if not usable:
+        raise ValueError(f"no training text: ../shared/data was not found and languages {languages} have no "
+                         "built-in text; set data.files (UTF-8 text files) or TOKENSHIFT_DATA")
+    skipped = [lang for lang in languages if lang not in usable]
+    print(f"hypernet data: ../shared/data was not found: training on {', '.join('builtin:' + x for x in usable)}"
+          + (f" ({', '.join(skipped)} skipped: no built-in text)" if skipped else "")
+          + "; pass --data.files '[FILE, ...]' to train on your own text", flush=True)
+    return ["builtin:" + lang for lang in usable]
 
 
 # -- the LightningModule ----------------------------------------------------------------------------
@@ -340,18 +367,34 @@ def _is_file(value: Any) -> bool:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """`tokenshift train-hypernet`: LightningCLI over HyperNetModule and HyperNetData, configured by YAML."""
-    from lightning.pytorch.cli import LightningCLI
+    """`tokenshift train-hypernet`: LightningCLI over HyperNetModule and HyperNetData, configured by YAML.
 
-    class HyperNetCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.add_argument("--ckpt_path", type=Optional[str], default=None,
-                                help="resume from this checkpoint, or 'last' for the latest one")
-            parser.add_argument("--export_dir", type=Optional[str], default=None,
-                                help="where the trained hypernet is saved (default <default_root_dir>/hypernet)")
+    The run folder works as for `tokenshift train` (`models/train.py`: checkpoints, logs and the
+    exported hypernet follow `--trainer.default_root_dir`; `--ckpt_path last` resumes only that
+    run), and the training text is checked before the base model loads.
+    """
+    from tokenshift.models.train import RunFolderCLI, build_cli
 
-    cli = HyperNetCLI(HyperNetModule, HyperNetData, run=False, args=argv, save_config_kwargs={"overwrite": True},
-                      parser_kwargs={"prog": "tokenshift train-hypernet", "description": __doc__.splitlines()[0]})
+    class HyperNetCLI(RunFolderCLI):
+        run_name = "hypernet"
+        export_help = "where the trained hypernet is saved (default <run folder>/hypernet)"
+
+        def before_instantiate_classes(self) -> None:
+            super().before_instantiate_classes()
+            data = self.config.data
+            files = [str(f) for f in data.files] if data.get("files") else default_sources(data.get("languages")
+                                                                                                 or ["en", "code"])
+            from tokenshift.bytelevel.corpus import resolve_text
+
+            for f in files:  # a missing file is found now, not after the base model has loaded
+                try:
+                    resolve_text(f if f.startswith("builtin:") else Path(f).expanduser())
+                except (OSError, ValueError) as err:
+                    raise ValueError(f"--data.files: {err}") from None
+            data.files = files
+
+    cli = build_cli(HyperNetCLI, HyperNetModule, HyperNetData, argv, "tokenshift train-hypernet",
+                    __doc__.splitlines()[0])
     trainer = cli.trainer
     export = Path(cli.config.export_dir) if cli.config.export_dir else Path(trainer.default_root_dir) / "hypernet"
     trainer.callbacks.append(ExportHypernet(export))

@@ -1,7 +1,9 @@
 """Training data for every model here: text files -> documents -> packed rows of bytes or tokens.
 
 `TextData` reads `../shared/data/<lang>.txt` (validation: `<lang>.valid.txt`)
-for the languages asked for, or any UTF-8 text files. Documents are split as
+for the languages asked for, or any UTF-8 text files; on a machine without
+the corpus, `en` and `code` fall back on the built-in texts (`builtin:en`,
+`builtin:code`, see `bytelevel/corpus.py`) and it says so. Documents are split as
 the shared data's README says (blank lines; `# file:` headers for code), then
 packed without leakage across documents (`packing.py`). Byte streams need
 nothing else; token streams use a byte-level BPE, trained here on the same
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tokenshift.data import shared_data_dir, text_name
+from tokenshift.bytelevel.corpus import BUILTIN_PREFIX, BUILTIN_TEXTS, resolve_text, shared_data_dir
 
 from .base import BOS
 from .fim import FimTokens, fim_document
@@ -156,7 +158,8 @@ class TextData(L.LightningDataModule):
 
     Args:
         languages: shared-data names (`en`, `code`, `de`, `fr`, `es`, `ru`, `ja`) when `train_files` is unset.
-        train_files: UTF-8 text files; the language is the name before the first dot.
+        train_files: UTF-8 text files (or `builtin:en` / `builtin:code`); the language is the name before
+            the first dot. Unset and without the shared corpus: the built-in texts of `languages`.
         valid_files: held-out files (default: `<name>.valid.txt` beside each training file, else its last 5%).
         stream: `bytes` (HAT, ByteLM) or `tokens` (TokenLM).
         tokenizer: a tokenizer folder; trained on the training text and saved there if missing.
@@ -201,35 +204,47 @@ class TextData(L.LightningDataModule):
         self._start_batch = 0
 
     # -- files and documents ------------------------------------------------------------------
-    def _files(self) -> list[tuple[str, Path, Path | None]]:
-        """(language, train file, valid file or None) for every source."""
+    def _files(self) -> list[tuple[str, str, str | None]]:
+        """(language, train text, valid text or None) for every source: file paths or `builtin:` names.
+
+        Without `train_files` the languages come from the shared corpus; where it is absent, `en`
+        and `code` fall back on the built-in texts (the other languages are skipped), and it says so.
+        """
         if self.train_files is None:
             folder = shared_data_dir()
-            if folder is None:
-                raise FileNotFoundError("../shared/data was not found; pass train_files= or set TOKENSHIFT_DATA")
-            return [(lang, folder / f"{lang}.txt", folder / f"{lang}.valid.txt") for lang in self.languages]
+            if folder is not None:
+                return [(lang, str(folder / f"{lang}.txt"), str(folder / f"{lang}.valid.txt"))
+                        for lang in self.languages]
+            usable = [lang for lang in self.languages if lang in BUILTIN_TEXTS]
+            if not usable:
+                raise FileNotFoundError(f"../shared/data was not found and languages {self.languages} have no "
+                                        "built-in text; pass --data.train_files FILE... (or set TOKENSHIFT_DATA)")
+            skipped = [lang for lang in self.languages if lang not in usable]
+            print(f"TextData: ../shared/data was not found: training on {', '.join(BUILTIN_PREFIX + x for x in usable)}"
+                  + (f" ({', '.join(skipped)} skipped: no built-in text)" if skipped else "")
+                  + "; pass --data.train_files FILE... to train on your own text", flush=True)
+            return [(lang, BUILTIN_PREFIX + lang, None) for lang in usable]
         valid = list(self.valid_files or [])
         if valid and len(valid) != len(self.train_files):
             raise ValueError(f"{len(self.train_files)} train_files but {len(valid)} valid_files; give one per file")
         out = []
         for i, f in enumerate(self.train_files):
-            f = Path(f)
-            sibling = f.with_name(f.name.split(".")[0] + ".valid.txt")
-            out.append((text_name(f), f, Path(valid[i]) if valid else sibling if sibling.exists() else None))
+            name = Path(str(f)).name
+            lang = name[len(BUILTIN_PREFIX):] if str(f).startswith(BUILTIN_PREFIX) else name.split(".")[0]
+            sibling = Path(str(f)).with_name(name.split(".")[0] + ".valid.txt")
+            out.append((lang, str(f), str(valid[i]) if valid else str(sibling) if sibling.is_file() else None))
         return out
 
     def documents(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """(train, valid) documents per language, capped to train_bytes / valid_bytes."""
-        from tokenshift.data import read_text_bytes
-
         train, valid = {}, {}
         for lang, tf, vf in self._files():
-            docs = split_documents(read_text_bytes(tf).decode("utf-8"))
+            docs = split_documents(resolve_text(tf)[1].decode("utf-8"))
             if vf is None:  # hold out the last 5% of documents (at least one)
                 cut = max(1, len(docs) // 20) if len(docs) > 1 else 0
                 docs, held = docs[: len(docs) - cut], docs[len(docs) - cut :] or docs
             else:
-                held = split_documents(read_text_bytes(vf).decode("utf-8"))
+                held = split_documents(resolve_text(vf)[1].decode("utf-8"))
             train[lang] = take_bytes(docs, self.train_bytes)
             valid[lang] = take_bytes(held, self.valid_bytes)
         return train, valid

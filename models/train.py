@@ -7,13 +7,17 @@
         --trainer.devices 2 --trainer.strategy ddp                                 # DDP (or fsdp) via Lightning
 
 Every option of the YAML can be overridden on the command line (`--help`
-lists them). Checkpoints go where the config's ModelCheckpoint says (every N
-steps plus `last.ckpt`); `--ckpt_path last` resumes from there with the same
-step count, optimizer state and data position. When training ends the model
-is written to `--export_dir` (default `<trainer.default_root_dir>/model`) as
-safetensors + config JSON (an HF folder for TokenLM), ready for
-`tokenshift score DIR` and `tokenshift generate DIR`. Per-step metrics are
-appended to `<default_root_dir>/metrics.jsonl` (a resumed run keeps writing).
+lists them). One run folder holds everything a run writes:
+`--trainer.default_root_dir` (default `runs/<config name>`). Checkpoints go to
+`<run>/checkpoints` (every N steps plus `last.ckpt`), the CSV logs to
+`<run>/lightning_logs`, per-step metrics to `<run>/metrics.jsonl` (a resumed
+run keeps appending) and the trained model to `--export_dir` (default
+`<run>/model`), as safetensors + config JSON (an HF folder for TokenLM), ready
+for `tokenshift score DIR` and `tokenshift generate DIR`. In a config,
+`{run_dir}` stands for that folder. `--ckpt_path last` resumes that run's own
+`last.ckpt` (same step count, optimizer state and data position) and stops
+with a clear error when the run folder has none; a new run in a folder that
+already holds checkpoints says so, as it will replace them.
 DDP and FSDP work through Lightning's strategies: `TextData` gives each rank a
 disjoint slice of every step's global batch (`--data.batch_size` is per
 device; the global batch is that times the number of devices), and HAT
@@ -23,11 +27,16 @@ processes (`tests/models/test_training.py::test_ddp_ranks_see_disjoint_rows`).
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+RUN_DIR = "{run_dir}"  # in a config value: the run folder (trainer.default_root_dir)
 
 
 class ExportPretrained(L.Callback):
@@ -67,29 +76,124 @@ class MetricsLog(L.Callback):
             self._write({"step": trainer.global_step, "wall": time.time(), "valid": module.history[-1]})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the YAML and flags, train, export. Returns 0."""
+class RunFolderCLI(LightningCLI):
+    """LightningCLI whose checkpoints, logs and resume point all follow one run folder.
+
+    Before any class is built: the run folder defaults to `runs/<config name>`, `{run_dir}` in
+    config values becomes it, a ModelCheckpoint without `dirpath` writes to `<run>/checkpoints`,
+    and `--ckpt_path last` is resolved to that folder's `last.ckpt` (an error when there is none),
+    so a run never resumes or overwrites another run's checkpoints.
+    """
+
+    run_name = "train"
+    export_help = "where the trained model is saved (default <run folder>/model)"
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="resume from this checkpoint, or 'last' for this run folder's last.ckpt")
+        parser.add_argument("--export_dir", type=Optional[str], default=None, help=self.export_help)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config
+        trainer = config.trainer
+        if trainer.default_root_dir is None:
+            files = config.get("config") or []
+            name = Path(str(files[-1])).stem if files else self.run_name
+            trainer.default_root_dir = str(Path("runs") / name)
+        root = Path(str(trainer.default_root_dir))
+        substitute_run_dir(config, str(root))
+        folders = []
+        for callback in trainer.callbacks or []:
+            if str(getattr(callback, "class_path", "")).endswith("ModelCheckpoint"):
+                if callback.init_args.get("dirpath") is None:
+                    callback.init_args.dirpath = str(root / "checkpoints")
+                folders.append(Path(str(callback.init_args.dirpath)))
+        config.ckpt_path = resume_point(config.ckpt_path, folders, root)
+
+
+def substitute_run_dir(node: Any, root: str) -> Any:
+    """Replace `{run_dir}` in every string of a parsed config (Namespaces, lists, dicts), in place."""
+    from jsonargparse import Namespace
+
+    if isinstance(node, str):
+        return node.replace(RUN_DIR, root)
+    if isinstance(node, Namespace):
+        for key, value in vars(node).items():
+            setattr(node, key, substitute_run_dir(value, root))
+    elif isinstance(node, list):
+        node[:] = [substitute_run_dir(v, root) for v in node]
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = substitute_run_dir(value, root)
+    return node
+
+
+def resume_point(ckpt_path: str | None, folders: list[Path], root: Path) -> str | None:
+    """The checkpoint file `fit` resumes from; `last` means this run's own last.ckpt.
+
+    Raises ValueError when there is nothing to resume; warns (stderr) when a new run is about
+    to overwrite an earlier run's checkpoints in the same folder.
+    """
+    where = ", ".join(str(f) for f in folders) or f"{root} (no ModelCheckpoint callback)"
+    if ckpt_path == "last":
+        found = [f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()]
+        if not found:
+            raise ValueError(f"--ckpt_path last: nothing to resume, no last.ckpt in {where} (run folder {root}); "
+                             "drop --ckpt_path to start this run, or pass --trainer.default_root_dir of the run "
+                             "to resume")
+        return str(found[0])
+    if ckpt_path is not None:
+        if not Path(ckpt_path).is_file():
+            raise ValueError(f"--ckpt_path: {ckpt_path!r} is not a checkpoint file (or use 'last')")
+        return ckpt_path
+    earlier = [f for f in folders if f.is_dir() and any(f.glob("*.ckpt"))]
+    if earlier:
+        print(f"note: {earlier[0]} already holds checkpoints of an earlier run; this run starts at step 0 and "
+              "replaces them (to continue that run instead, pass --ckpt_path last)", file=sys.stderr)
+    return None
+
+
+def parser_error_summary(message: str) -> str:
+    """The one line of a LightningCLI parse error that names what was wrong (it may run to 80 lines)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    key = re.search(r'Parser key "([^"]+)"', message)
+    for pattern in (r"Option '([^']+)' is not accepted", r"Key \"?'?([\w.]+)'?\"? is required",
+                    r"Unrecognized arguments: (.+)"):
+        found = re.search(pattern, message)
+        if found:
+            return f"{found.group(0)}" + (f" (in {key.group(1)})" if key and key.group(1) not in found.group(0) else "")
+    return lines[0] if lines else "invalid arguments"
+
+
+def build_cli(cli_class: type, model_class: type, data_class: type, argv: list[str] | None, prog: str,
+              description: str, **kwargs: Any) -> Any:
+    """`cli_class(model_class, data_class, run=False, args=argv)`. A bad option prints the one line that
+    matters first (the parser's full message follows it) and exits 2."""
     import os
     import warnings
 
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # LightningCLI's, not ours to fix
-    from lightning.pytorch.cli import LightningCLI
+    from jsonargparse import ArgumentError
 
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # LightningCLI's, not ours to fix
+    with warnings.catch_warnings():  # `args=` beside sys.argv is intended: `tokenshift train` hands them on
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+        try:
+            return cli_class(model_class, data_class, run=False, args=argv, save_config_kwargs={"overwrite": True},
+                             parser_kwargs={"prog": prog, "description": description, "exit_on_error": False},
+                             **kwargs)
+        except ArgumentError as err:
+            summary = parser_error_summary(str(err))
+            print(f"{prog}: error: {summary}\n(details below; all options: {prog} --help)\n{err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the YAML and flags, train, export. Returns 0."""
     from .data import TextData
     from .lit import LitLM
 
-    class TrainCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.add_argument("--ckpt_path", type=Optional[str], default=None,
-                                help="resume from this checkpoint, or 'last' for the latest one")
-            parser.add_argument("--export_dir", type=Optional[str], default=None,
-                                help="where the trained model is saved (default <default_root_dir>/model)")
-
-    with warnings.catch_warnings():  # `args=` beside sys.argv is intended: `tokenshift train` hands them on
-        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-        cli = TrainCLI(LitLM, TextData, run=False, args=argv, save_config_kwargs={"overwrite": True},
-                       trainer_defaults={"use_distributed_sampler": False},  # TextData shards by rank itself
-                       parser_kwargs={"prog": "tokenshift train", "description": __doc__.splitlines()[0]})
+    cli = build_cli(RunFolderCLI, LitLM, TextData, argv, "tokenshift train", __doc__.splitlines()[0],
+                    trainer_defaults={"use_distributed_sampler": False})  # TextData shards by rank itself
     trainer = cli.trainer
     root = Path(trainer.default_root_dir)
     export = Path(cli.config.export_dir) if cli.config.export_dir else root / "model"

