@@ -257,7 +257,7 @@ def run_peer(row: str, pair: str, base: str, donor: str | None, target: str, onl
 
 
 def fill_outside_sample(model, fill, sample: set[int], todo: list[int]) -> None:
-    """Rows of new tokens outside the sample := `fill` (the same FVT-mean rows for every method of the pair)."""
+    """Rows of the ids in `todo` outside `sample` := `fill` (the same FVT-mean rows for every method of a pair)."""
     import torch
 
     rest = torch.tensor([i for i in todo if i not in sample])
@@ -294,13 +294,17 @@ def run_pair(pair: str, args, texts: dict[str, bytes], aux) -> dict:
         sample = sample_new_rows(old_vocab, vocab, texts, args.sample_extra)
         only = PEERS_DIR / "out" / f"{pair}-sample.json"
         only.parent.mkdir(parents=True, exist_ok=True)
-        # the peers match tokens by string, not bytes: they get every id but the unsampled new ones, so that a
-        # byte-shared token they fail to match is still theirs to estimate, as in a full run
-        keep = sorted(set(range(len(vocab.pieces))) - (set(todo) - set(sample)))
+        # the peers match tokens by string, not bytes: besides the sampled new rows they get every token the texts
+        # use, so that a byte-shared token they fail to match is theirs to estimate wherever it is scored
+        used = {i for data in texts.values() for i in vocab.encode(data, strict=False)}
+        keep = sorted(set(sample) | used)
         only.write_text(json.dumps(keep))
         entry["sample"] = {"rows": len(sample), "of": len(todo), "extra_random": args.sample_extra, "seed": 0,
+                           "estimated_by_each_method": len(keep),
                            "rule": "every new token the scored texts use, plus extra_random more drawn with the "
-                                   "seed; every other new row is the pair's FVT-mean row for every method"}
+                                   "seed; each method estimates these and every token the texts use; every other "
+                                   "row but the specials is the pair's FVT-mean row (a copy for byte-shared tokens) "
+                                   "for every method"}
     donor_model = None
     default = library_default()
     fill = None
@@ -348,7 +352,7 @@ def run_pair(pair: str, args, texts: dict[str, bytes], aux) -> dict:
                     fill = new.get_input_embeddings().weight.detach().float().clone()
                 if fill is None:
                     raise SystemExit("the sampled pair needs the 'mean' row first (it fills the unsampled rows)")
-                fill_outside_sample(new, fill, set(sample), todo)
+                fill_outside_sample(new, fill, set(keep), [i for i, p in enumerate(vocab.pieces) if p])
             record["start_mapping"] = start_mapping(new, old_rows, old_vocab, vocab)
             record.update(summarise(evaluate(new, tok, texts), original))
             print(pair, row, {k: round(v["bits_per_byte"], 4) for k, v in record.items()
@@ -386,7 +390,8 @@ def save_pairs(args, texts: dict[str, bytes], pairs: dict, done: bool) -> None:
                                     "aux all-MiniLM-L6-v2 (bench/peers/tokenadapt_ref.py)",
                   "mergekit_omp": "mergekit 0.1.5 tokensurgeon -a omp -k 64 (bench/peers/mergekit_omp.py)"},
         "metric": "token_bits_per_byte (window 512, each window after the new tokenizer's ByteVocab.start_id)"}}
-    metrics = {**record.get("metrics", {}), "pairs": pairs, "pairs_complete": done}
+    pairs = {**record.get("metrics", {}).get("pairs", {}), **pairs}  # a run of some pairs keeps the others
+    metrics = {**record.get("metrics", {}), "pairs": pairs, "pairs_complete": done or set(pairs) == set(PAIRS)}
     baseline = {**record.get("baseline", {}), "pairs": "each pair's base model with its own tokenizer on the same "
                 "bytes (excess = bpb - its bpb); over_mean_excess divides by the same pair's FVT-mean excess"}
     write_result(args.out, "transplant", config=config, metrics=metrics, baseline=baseline)
