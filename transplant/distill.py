@@ -26,6 +26,10 @@ gives it:
   `space_mask_mode=space+tab+newline+special`), and consecutive chunks are
   merged until one ends where the teacher's space probability is above
   `merge_threshold` (0.1, tokenkit's `tokenizer_pair_bias_threshold`).
+  No chunk is skipped: this mode merges where the first version of the paper
+  dropped chunks whose precomputed tokenization-bias difference exceeded a
+  threshold (tokenkit's `alm_unbiased`, which needs tokenizer-pair statistics;
+  not implemented here). `debias=False` compares the plain chunks.
 - **Distance.** The binarised f-divergence: each chunk likelihood p becomes
   the two-outcome distribution (p^(1/τ), 1 - p^(1/τ)) with τ = 100 (tokenkit's
   `binarization_temp`) and teacher and student are compared by the binary KL
