@@ -137,7 +137,12 @@ def resume_point(ckpt_path: str | None, folders: list[Path], root: Path) -> str 
     where = ", ".join(str(f) for f in folders) or f"{root} (no ModelCheckpoint callback)"
     if ckpt_path == "last":
         found = [f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()]
-        if not found:
+        if not found:  # killed between the periodic checkpoint and its last.ckpt copy: the newest one
+            periodic = sorted((c for f in folders if f.is_dir() for c in f.glob("*.ckpt")), key=_step_of)
+            if periodic:
+                print(f"note: no last.ckpt in {where}; resuming from the newest checkpoint, {periodic[-1]}",
+                      file=sys.stderr)
+                return str(periodic[-1])
             raise ValueError(f"--ckpt_path last: nothing to resume, no last.ckpt in {where} (run folder {root}); "
                              "drop --ckpt_path to start this run, or pass --trainer.default_root_dir of the run "
                              "to resume")
@@ -151,6 +156,12 @@ def resume_point(ckpt_path: str | None, folders: list[Path], root: Path) -> str 
         print(f"note: {earlier[0]} already holds checkpoints of an earlier run; this run starts at step 0 and "
               "replaces them (to continue that run instead, pass --ckpt_path last)", file=sys.stderr)
     return None
+
+
+def _step_of(path: Path) -> tuple[int, float]:
+    """Sort key of a checkpoint file: the step in its name (`...step=120...`), then its time."""
+    found = re.search(r"step=(\d+)", path.name)
+    return int(found.group(1)) if found else -1, path.stat().st_mtime
 
 
 def parser_error_summary(message: str) -> str:

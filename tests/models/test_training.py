@@ -204,3 +204,69 @@ def test_ddp_ranks_see_disjoint_rows(tmp_path, corpus):
     assert sorted(ranks[0]) == sorted(ranks[1]) == ["0", "1", "2", "3"]
     assert all(ranks[0][step] != ranks[1][step] for step in ranks[0])  # different rows on each rank
     assert load_pretrained(tmp_path / "run" / "model").config.n_backbone == TINY_HAT["n_backbone"]
+
+
+# -- run folders (issue 20, defect 2): checkpoints, logs and resume follow --trainer.default_root_dir --
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "models" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_writes_checkpoints_and_logs_in_its_run_folder(config, tmp_path):
+    """Each shipped config, with --trainer.default_root_dir B: the ModelCheckpoint and the logger write
+    under B (they were hard-coded to runs/<name>, so two runs shared one last.ckpt)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from tokenshift.models.data import TextData
+    from tokenshift.models.train import RunFolderCLI, build_cli
+
+    run = tmp_path / "B"
+    cli = build_cli(RunFolderCLI, LitLM, TextData, ["--config", str(config), "--trainer.default_root_dir", str(run),
+                                                    "--trainer.accelerator", "cpu"], "tokenshift train", "test")
+    ckpts = [cb for cb in cli.trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    assert ckpts and all(Path(cb.dirpath) == run / "checkpoints" for cb in ckpts)
+    assert all(Path(logger.save_dir) == run for logger in cli.trainer.loggers)
+    tokenizer = cli.config.data.tokenizer
+    assert tokenizer is None or Path(tokenizer).parent == run  # a TokenLM's tokenizer belongs to its run too
+    assert not run.exists()  # nothing is written before training starts
+
+
+def test_resume_point_only_resumes_this_run(tmp_path, capsys):
+    from tokenshift.models.train import resume_point
+
+    folder = tmp_path / "run" / "checkpoints"
+    with pytest.raises(ValueError, match="nothing to resume"):
+        resume_point("last", [folder], tmp_path / "run")
+    folder.mkdir(parents=True)
+    (folder / "epoch=0-step=10.ckpt").write_bytes(b"x")
+    (folder / "epoch=0-step=20.ckpt").write_bytes(b"x")
+    assert resume_point("last", [folder], tmp_path / "run") == str(folder / "epoch=0-step=20.ckpt")  # killed before last.ckpt
+    (folder / "last.ckpt").write_bytes(b"x")
+    assert resume_point("last", [folder], tmp_path / "run") == str(folder / "last.ckpt")
+    with pytest.raises(ValueError, match="--ckpt_path"):
+        resume_point(str(tmp_path / "missing.ckpt"), [folder], tmp_path / "run")
+    capsys.readouterr()
+    assert resume_point(None, [folder], tmp_path / "run") is None
+    assert "already holds checkpoints" in capsys.readouterr().err  # a new run in an old run's folder says so
+
+
+def test_a_typo_in_a_model_option_shows_the_one_line_first(capsys):
+    from tokenshift.models.train import main as train_main
+
+    config = CONFIGS[[c.stem for c in CONFIGS].index("hat-tiny")]
+    with pytest.raises(SystemExit) as exit_:
+        train_main(["--config", str(config), "--model.config.init_args.d_bite", "3"])
+    assert exit_.value.code == 2
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert first.startswith("tokenshift train: error:") and "d_bite" in first and "not accepted" in first
+
+
+def test_text_data_falls_back_on_builtin_texts_without_the_corpus(monkeypatch, capsys):
+    import tokenshift.models.data as data
+
+    monkeypatch.setattr(data, "shared_data_dir", lambda: None)
+    td = data.TextData(languages=["en", "code", "de"], seq_len=64, batch_size=2, valid_bytes=1024)
+    train, valid = td.documents()
+    assert set(train) == {"en", "code"} and all(train[k] and valid[k] for k in train)
+    note = capsys.readouterr().out
+    assert "builtin:en" in note and "de skipped" in note
