@@ -119,6 +119,9 @@ def bad_invocations() -> list[tuple[str, list[str], str]]:
         ("tp-tokenizer-missing", tp[:4] + ["{root}/no_tokenizer"] + tp[5:], "--tokenizer"),
         ("tp-zett-no-hypernet", tp[:6] + ["zett"] + tp[7:], "--hypernet"),
         ("tp-hypernet-missing", tp[:6] + ["zett"] + tp[7:] + ["--hypernet", "{root}/no_hypernet"], "--hypernet"),
+        ("tp-omp-no-donor", tp[:6] + ["omp"] + tp[7:], "--donor"),
+        ("tp-donor-without-omp", tp + ["--donor", "{model}"], "--donor"),
+        ("tp-donor-missing", tp[:6] + ["omp"] + tp[7:] + ["--donor", "{root}/nowhere"], "--donor"),
         ("tp-model-missing", tp[:2] + ["{root}/nowhere"] + tp[3:], "--model"),
         ("tp-model-no-tokenizer", tp[:2] + ["{no_tok}"] + tp[3:], "tokenizer"),
         # fim

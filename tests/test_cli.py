@@ -196,3 +196,43 @@ def test_usage_error_exits_nonzero(capsys):
         main(["audit"])  # no tokenizer
     assert exit_.value.code != 0
     assert "tokenizer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, words", [
+    ("generate", ["default 128", "default 1", "default 0"]),  # --max-bytes, --top-p, --seed
+    ("transplant", ["default tokenadapt", "default 32768"]),
+    ("train", ["FLEXITOKENS", "binomial"]),
+    ("segment", ["--max-bytes"]),
+])
+def test_help_shows_the_defaults(capsys, command, words):
+    with pytest.raises(SystemExit):
+        main([command, "--help"] if command != "train" else ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for word in words:
+        assert word in out, (command, word)
+
+
+def test_gguf_loading_bar_is_hidden_unless_verbose(monkeypatch):
+    """transformers draws a de-quantizing bar per GGUF load; the CLI hides it unless --verbose."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from tokenshift import assets
+
+    original = gguf_utils.tqdm
+    monkeypatch.setattr(assets, "VERBOSE", False)
+    with assets._quiet_gguf_bar():
+        assert gguf_utils.tqdm is not original and list(gguf_utils.tqdm([1, 2], desc="x")) == [1, 2]
+    assert gguf_utils.tqdm is original
+    monkeypatch.setattr(assets, "VERBOSE", True)
+    with assets._quiet_gguf_bar():
+        assert gguf_utils.tqdm is original
+
+
+def test_verbose_flag_reaches_the_loaders(capsys):
+    from tokenshift import assets
+    from tokenshift.cli import quiet_libraries
+
+    quiet_libraries(True)
+    assert assets.VERBOSE is True
+    quiet_libraries(False)
+    assert assets.VERBOSE is False

@@ -173,3 +173,31 @@ def test_leaving_without_commit_removes_staging_and_the_parents_it_made(tmp_path
             assert staging.path.parent == out.parent and staging.path.is_dir()
             raise RuntimeError("the transplant failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_method_omp_with_a_donor_model(dirs, tmp_path):
+    """--method omp --donor MODEL: the donor (a model that already reads the new tokenizer) is loaded
+    and handed to transplant(donor=...); the output reloads."""
+    from tiny import tiny_llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, tok_dir = dirs
+    donor_dir = tmp_path / "donor"
+    new_tok = AutoTokenizer.from_pretrained(tok_dir)
+    tiny_llama(len(new_tok), seed=1).save_pretrained(donor_dir)
+    new_tok.save_pretrained(donor_dir)
+    out = tmp_path / "out"
+    model_dir, _ = dirs
+    assert main(["transplant", "--model", str(model_dir), "--tokenizer", str(tok_dir), "--method", "omp",
+                 "--donor", str(donor_dir), "--out", str(out)]) == 0
+    assert json.loads((out / "transplant_report.json").read_text())["method"] == "omp"
+    assert AutoModelForCausalLM.from_pretrained(out).get_input_embeddings().weight.shape[0] == len(new_tok)
+
+
+def test_method_choices_come_from_the_registry(capsys):
+    from tokenshift.transplant import ALL_METHODS
+
+    with pytest.raises(SystemExit):
+        main(["transplant", "--help"])
+    out = capsys.readouterr().out
+    assert all(m in out for m in ALL_METHODS) and "--donor" in out and "default tokenadapt" in out

@@ -521,19 +521,28 @@ def cmd_transplant(args: argparse.Namespace) -> int:
         name, data = _read_text("--eval", spec)
         texts[name] = data[: args.eval_bytes]
     finetune = _finetune_text(args)
+    from tokenshift.transplant.api import DONOR_METHODS
+
     if (args.method == "zett") != bool(args.hypernet):
         raise UserError("--method zett needs --hypernet DIR, and --hypernet is only used by --method zett")
     if args.hypernet:
         _check_dir("--hypernet", args.hypernet)
+    if (args.method in DONOR_METHODS) != bool(args.donor):
+        raise UserError(f"--method {'/'.join(DONOR_METHODS)} needs --donor MODEL, and --donor is only used by "
+                        f"--method {'/'.join(DONOR_METHODS)}")
     _check_model("--model", args.model, native_ok=False)
+    if args.donor:
+        _check_model("--donor", args.donor, native_ok=False)
     new_tok = _load_tokenizer("--tokenizer", args.tokenizer)
     if not hasattr(new_tok, "save_pretrained"):
         raise UserError(f"--tokenizer: {args.tokenizer} is not a Hugging Face tokenizer, so the converted model "
                         "could not be saved with it; pass a tokenizer folder (tokenizer.json)")
     with StagedOutput(out) as staging:  # a place to write is made (and checked) before the work
         model, old_tok = load_model(args.model)
+        donor = dict(zip(("donor", "donor_tokenizer"), load_model(args.donor))) if args.donor else {}
         new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature,
-                         top_k=args.top_k, weight=args.weight, hypernet=args.hypernet)
+                         top_k=args.top_k, weight=args.weight, hypernet=args.hypernet, **donor)
+        donor.clear()  # the donor is only needed for the rows
         report = new.transplant_report
         print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
               f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
@@ -694,9 +703,6 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "segment": (cmd_segment, "show where a FLEXITOKENS model puts its segment boundaries (text, HTML, PNG)"),
 }
 
-METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus", "zett")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tokenshift", description="Free language models from their tokenizer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -733,9 +739,14 @@ def build_parser() -> argparse.ArgumentParser:
     tp = command("transplant")
     tp.add_argument("--model", required=True, help=model_help)
     tp.add_argument("--tokenizer", required=True, help="the new tokenizer: gpt2, mistral, a folder or tokenizer.json")
-    tp.add_argument("--method", default="tokenadapt", choices=METHODS,
-                    help="how new rows are made (default tokenadapt; mean = FVT; zett needs --hypernet)")
+    from tokenshift.transplant.api import ALL_METHODS, DONOR_METHODS, TRAINED_METHODS  # the method registry
+
+    tp.add_argument("--method", default="tokenadapt", choices=ALL_METHODS,
+                    help=f"how new rows are made (default tokenadapt; mean = FVT; {'/'.join(DONOR_METHODS)} needs "
+                         f"--donor, {'/'.join(TRAINED_METHODS)} needs --hypernet)")
     tp.add_argument("--hypernet", help="with --method zett: a hypernetwork folder from `tokenshift train-hypernet`")
+    tp.add_argument("--donor", metavar="MODEL", help=f"with --method {'/'.join(DONOR_METHODS)}: a model that already "
+                    "uses the new tokenizer (a Hugging Face model folder, or smollm2/gemma3)")
     tp.add_argument("--out", required=True, type=Path,
                     help="new folder to write the converted model to (--force replaces a previous output only)")
     tp.add_argument("--eval", nargs="+", help="text files (or builtin:en builtin:code): bits per byte before and after")

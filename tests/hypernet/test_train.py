@@ -136,3 +136,31 @@ def test_sigkilled_run_resumes_at_its_step(base, corpus, tmp_path):
     steps = [int(row["step"]) for row in csv.DictReader(log.open()) if row.get("step")]
     assert min(steps) >= killed_at and max(steps) == killed_at + 9  # the resumed run did not start over
     assert (root / "hypernet" / "config.json").exists()
+
+
+def test_missing_training_text_is_found_before_the_base_model_loads(monkeypatch, tmp_path):
+    """`--data.files` pointing nowhere fails at once, naming the option (it used to surface after a
+    37 s SmolLM2 load); nothing is written in the run folder."""
+    import tokenshift.assets
+    from tokenshift.hypernet.train import main as hypernet_main
+
+    def spy(*args, **kwargs):
+        raise AssertionError("the base model was loaded before the data was checked")
+
+    monkeypatch.setattr(tokenshift.assets, "load_model", spy)
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="--data.files.*missing.txt"):
+        hypernet_main(["--config", str(CONFIG.parent / "smollm2.yaml"), "--data.files", f"[{tmp_path / 'missing.txt'}]",
+                       "--trainer.default_root_dir", str(run)])
+    assert not run.exists()
+
+
+def test_hypernet_data_falls_back_on_builtin_texts(monkeypatch, capsys):
+    import tokenshift.bytelevel.corpus as corpus
+    from tokenshift.hypernet.train import HyperNetData
+
+    monkeypatch.setattr(corpus, "shared_data_dir", lambda: None)
+    data = HyperNetData(languages=["en", "code", "de"], batch_size=2, text_chars=64)
+    assert data.sources() == ["builtin:en", "builtin:code"]
+    assert "de skipped" in capsys.readouterr().out
+    assert len(data.corpus()) == 2 and all(data.corpus())
