@@ -201,3 +201,24 @@ def test_method_choices_come_from_the_registry(capsys):
         main(["transplant", "--help"])
     out = capsys.readouterr().out
     assert all(m in out for m in ALL_METHODS) and "--donor" in out and "default tokenadapt" in out
+
+
+def test_finetune_without_text_or_corpus_uses_builtin_en_and_says_so(dirs, tmp_path, monkeypatch, capsys):
+    import tokenshift.bytelevel.corpus as corpus
+
+    monkeypatch.setattr(corpus, "shared_data_dir", lambda: None)
+    out = tmp_path / "out"
+    assert _transplant(dirs, out, "--finetune", "2", "--finetune-batch-size", "1", "--finetune-bytes", "3000") == 0
+    assert "finetuning on builtin:en" in capsys.readouterr().out
+    assert json.loads((out / "transplant_report.json").read_text())["finetune"]["text"] == "builtin:en"
+
+
+def test_audit_without_text_or_corpus_uses_the_builtin_texts(dirs, monkeypatch, capsys):
+    import tokenshift.bytelevel.corpus as corpus
+
+    monkeypatch.setattr(corpus, "shared_data_dir", lambda: None)
+    assert main(["audit", str(dirs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "builtin:en" in out and "builtin:code" in out
+    header = next(line for line in out.splitlines() if line.startswith("tokenizer"))
+    assert header.split()[1:] == ["en", "code"]

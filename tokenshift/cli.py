@@ -670,9 +670,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise UserError(f"model: {args.model!r} is a {type(model).__name__}; segment needs a FLEXITOKENS model")
     limit = min(args.max_bytes or model.config.max_bytes - 1, model.config.max_bytes - 1)
     if len(text) > limit:
-        from tokenshift.bytelevel.corpus import _cut_utf8
-
-        text = _cut_utf8(text, limit)
+        text = text[:limit].decode("utf-8", "ignore").encode("utf-8")  # valid UTF-8: only a cut last character goes
         print(f"(segmenting the first {len(text)} bytes: --max-bytes and the model's context window of "
               f"{model.config.max_bytes - 1} bytes allow {limit})", file=sys.stderr)
     segments = segment(model, text, args.boundaries)

@@ -86,3 +86,16 @@ def test_cli_prints_marked_text_and_writes_views(model_dir, tmp_path, capsys):
     assert main(["segment", str(model_dir)]) == 2
     assert "--text or --file" in capsys.readouterr().err
     assert main(["segment", str(tmp_path), "--text", "x"]) == 2
+
+
+def test_cli_max_bytes_and_a_text_past_the_context_window(model_dir, tmp_path, capsys):
+    """`--max-bytes N` segments the first N bytes (never cutting a character); a file longer than the
+    model's 511-byte window is cut to it with a note instead of failing."""
+    assert main(["segment", str(model_dir), "--text", "Grüße", "--max-bytes", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "-- 2 bytes" in out and "first 2 bytes" in err  # b"Gr\xc3" would cut the ü in two: b"Gr"
+    long = tmp_path / "long.txt"
+    long.write_text(ASCII * 20)
+    assert main(["segment", str(model_dir), "--file", str(long)]) == 0
+    out, err = capsys.readouterr()
+    assert "-- 511 bytes" in out and "context window of 511" in err
