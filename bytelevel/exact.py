@@ -26,8 +26,12 @@ Definitions (bytes are what the model reads: `vocab.prefix_bytes + user bytes`):
   length.
 
 How it is computed. All covers share the encoding of the bytes before the last
-*stable cut* (`pretok.stable_cuts`): the trunk, run once through the model and
-kept in its KV cache. After the cut, the covers are kept as *groups*: a
+*stable cut* (`pretok.stable_cuts`; inside a long run of letters, the last
+position no token can lie across, `pretok.letter_cut`): the trunk, run once
+through the model and kept in its KV cache. (A long pre-token that is not a
+run of letters, or one where tokens span every position, such as "aaaa..."
+when a vocabulary has tokens of several a's, keeps its cut at its start, and
+the work per byte grows with it.) After the cut, the covers are kept as *groups*: a
 sequence `seq` that spells the first `start` bytes, and an array of candidate
 last tokens that agree with the bytes seen so far. Each byte filters every
 group with one vectorised comparison and opens a group after the canonical
@@ -58,9 +62,9 @@ from typing import Any, Literal, Protocol, Sequence
 import numpy as np
 import torch
 
-from .pretok import canonical_encode, encode_many, stable_cuts
-from .trie import TokenTrie
-from .utf8 import incomplete_tail
+from .pretok import canonical_encode, encode_many, letter_cut, letter_cuts_supported, stable_cuts
+from .trie import TokenReach, TokenTrie
+from .utf8 import incomplete_tail, utf8_allowed
 from .vocab import ByteVocab
 
 EOT = 256  # index of the end-of-text slot in a next-byte distribution
@@ -322,6 +326,7 @@ class _Core:
     start_id: int
     eos_ids: list[int]
     mode: str
+    letter_cuts: bool = False  # cuts inside runs of letters are exact for this tokenizer (pretok.letter_cut)
 
 
 class TokenByteModel:
@@ -368,7 +373,8 @@ class TokenByteModel:
                 lengths[i] = len(piece)
                 probes.setdefault(_probe_key(piece), piece)
         self.core = _Core(vocab, lm, TokenTrie(vocab.pieces), table, lengths, np.flatnonzero(lengths),
-                          sorted(probes.values()), start, eos, tokenizations)
+                          sorted(probes.values()), start, eos, tokenizations,
+                          tokenizations == "canonical" and letter_cuts_supported(vocab))
         self.vocab = vocab
 
     # -- ByteModel ----------------------------------------------------------------------------
@@ -427,6 +433,8 @@ class TokenByteState:
         self._dist: torch.Tensor | None = None
         self.invalid_mass = 0.0
         self.groups: list[_Group] = []
+        self._reach = TokenReach(core.trie) if core.letter_cuts else None
+        self._scanned = (-1, -1)  # (cut, complete bytes) of the last stable-cut search
         if core.mode == "canonical":
             self._move_cut()
         self.groups = self._initial_groups()
@@ -522,7 +530,7 @@ class TokenByteState:
             self._fresh[x] = sorted(seqs)
             return self._fresh[x]
         lengths = self.core.lengths
-        for probe in self.core.probes:
+        for probe in self._probes_after(x):
             enc = self._encode(x + probe)
             total = 0
             for k, t in enumerate(enc):
@@ -534,6 +542,21 @@ class TokenByteState:
                     break
         self._fresh[x] = sorted(seqs)
         return self._fresh[x]
+
+    def _probes_after(self, x: bytes) -> list[bytes]:
+        """The pre-tokenizer probes that can give different answers after `x`.
+
+        After a character cut mid-way, every probe whose first byte cannot
+        continue it leaves those bytes invalid: `canonical_encode` then spells
+        them one byte token each and encodes the text before them alone,
+        whatever the probe is, so one such probe stands for all of them.
+        """
+        if not incomplete_tail(x):
+            return self.core.probes
+        allowed = utf8_allowed(x)
+        going = [p for p in self.core.probes if allowed[p[0]]]
+        other = next((p for p in self.core.probes if not allowed[p[0]]), None)
+        return going + ([other] if other is not None else [])
 
     def _open_fresh(self, exact: bool) -> None:
         """Open the groups whose last token starts at the current position."""
@@ -826,11 +849,29 @@ class TokenByteState:
             self._move_cut()
 
     def _move_cut(self) -> None:
-        """Advance the cut to the last stable cut, moving the shared tokens into the trunk."""
-        cuts = stable_cuts(self.core.vocab, self.data[self.cut :])
-        if not cuts:
+        """Advance the cut to the last stable or sealed letter cut, moving the shared tokens into the trunk.
+
+        Stable cuts sit at pre-token starts (`pretok.stable_cuts`). Inside one
+        long pre-token, a run of letters, the cut follows the last position that
+        no token can lie across (`trie.TokenReach`, fed each byte once) and that
+        `pretok.letter_cut` accepts: the proof that this is exact is in its
+        docstring. So the bytes after the cut stay few however long the run.
+        """
+        whole = len(self.data) - incomplete_tail(self.data)
+        step = 0
+        if self._scanned != (self.cut, whole):  # bytes inside a character change no cut
+            cuts = stable_cuts(self.core.vocab, self.data[self.cut :])
+            step = cuts[-1] if cuts else 0
+            self._scanned = (self.cut, whole)
+        if self._reach is not None:
+            self._reach.rebase(self.cut + step)
+            if whole > self._reach.end:
+                self._reach.push(self.data[self._reach.end : whole])
+            inside = [c for c in self._reach.sealed() if letter_cut(self.data, c)]
+            if inside:
+                step = inside[-1] - self.cut
+        if not step:
             return
-        step = cuts[-1]
         delta = self._encode(self.data[self.cut : self.cut + step])
         k = len(delta)
         # every canonical cover starts with delta (that is what a stable cut is): drop the rest
@@ -852,13 +893,23 @@ class TokenByteState:
         self._seq[()] = 0.0
         if last is not None:
             self._ctx[()] = last
-        head = self.data[self.cut : self.cut + step]
-        self._canon = {x[step:]: t[k:] for x, t in self._canon.items() if x[:step] == head and t[:k] == delta}
-        self._fresh = {}
+        # what is known of the bytes after the old cut carries over, for the byte strings a cut is
+        # proven for: those that agree with the data so far (its prefixes past the cut and its extensions)
+        tail = self.data[self.cut :]
+
+        def agrees(x: bytes, extends: bool = False) -> bool:
+            return len(x) >= step and (x[: len(tail)] == tail or not extends and tail[: len(x)] == x)
+
+        self._canon = {x[step:]: t[k:] for x, t in self._canon.items() if agrees(x) and t[:k] == delta}
+        # probes read past x, so only an x that extends the data keeps its fresh sequences
+        self._fresh = {x[step:]: [t[k:] for t in seqs] for x, seqs in self._fresh.items()
+                       if agrees(x, extends=True) and all(t[:k] == delta for t in seqs)}
         self.groups = groups
         self.trunk = self.trunk + list(delta)
         self.trunk_logp += base
         self.cut += step
+        if self._reach is not None:
+            self._reach.rebase(self.cut)
 
 
 def _needs_probes(x: bytes) -> bool:

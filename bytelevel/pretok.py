@@ -177,3 +177,103 @@ def stand_in(partial: bytes) -> str:
         first.setdefault(cls, ch)
     best = max(counts, key=lambda c: counts[c])
     return first.get(best, _STAND_INS[best]) if counts[best] else "\ufffd"
+
+
+# -- cuts inside a run of letters ----------------------------------------------------------------
+
+_RUN_MODELS = ("BPE", "Unigram")
+_RUN_PRETOKENIZERS = ("ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "WhitespaceSplit", "Sequence")
+
+
+@functools.lru_cache(maxsize=64)
+def _hf_allows_letter_cuts(spec_json: str) -> bool:
+    import json
+
+    spec = json.loads(spec_json)
+    model = spec.get("model") or {}
+    if model.get("type") not in _RUN_MODELS or model.get("dropout") or model.get("end_of_word_suffix") or \
+            model.get("continuing_subword_prefix"):
+        return False
+    stack = [spec.get("pre_tokenizer")]
+    while stack:
+        part = stack.pop()
+        if part is None:
+            continue
+        if part.get("type") not in _RUN_PRETOKENIZERS:
+            return False
+        stack += part.get("pretokenizers") or []
+    return True
+
+
+def letter_cuts_supported(vocab: ByteVocab) -> bool:
+    """Whether `letter_cut` positions are exact cuts for this tokenizer (see `letter_cut`).
+
+    The segmentation must be one that no piece lying across a position can
+    change: BPE (Hugging Face merges, tiktoken, SentencePiece) or Unigram, with
+    no dropout and no word-end or continuation markers, behind the regex or
+    whitespace pre-tokenizers of the families read by `ByteVocab`.
+    """
+    if vocab.family == "tiktoken":
+        return True
+    backend = vocab._backend
+    if vocab.family == "sentencepiece" and not hasattr(backend, "to_str"):
+        return True  # sentencepiece.SentencePieceProcessor: BPE or Unigram, whitespace/script splits
+    if vocab.family in ("byte_bpe", "sentencepiece") and hasattr(backend, "to_str"):
+        return _hf_allows_letter_cuts(backend.to_str())
+    return False
+
+
+def _last_chars(data: bytes, end: int, count: int) -> str:
+    """The last `count` complete characters of `data[:end]` (fewer if they are not all there)."""
+    window = data[max(0, end - 4 * count) : end]
+    for k in range(len(window)):
+        try:
+            return window[k:].decode("utf-8")[-count:]
+        except UnicodeDecodeError:
+            continue
+    return ""
+
+
+def letter_cut(data: bytes, c: int) -> bool:
+    """Whether byte offset `c` of `data` sits after three letters and before a complete letter.
+
+    Such a cut is exact when no token can lie across `c` (`trie.TokenReach`
+    says it is *sealed*) and the tokenizer passes `letter_cuts_supported`:
+    for every continuation `y`, `canonical_encode(data + y)` is
+    `canonical_encode(data[:c]) + canonical_encode((data + y)[c:])`. Why:
+
+    1. Pre-tokens. Pre-tokenizing `u + v`, `u` ending in three letters and `v`
+       starting with a letter, gives the pre-tokens of `u` then those of `v`,
+       except that the last of `u` and the first of `v` may be one pre-token.
+       This is an assumption about the pre-tokenizers, true of the ones
+       `ByteVocab` reads: in the GPT-2, cl100k/Llama-3, Qwen2 and o200k
+       patterns a letter run is taken by a greedy letters item that every
+       further letter extends (o200k also splits lower-to-upper case, which
+       depends on those two letters only), the item's left context is at most
+       one non-letter, and contractions are an apostrophe plus at most two
+       letters (hence three letters, not one, before `c`); SentencePiece and
+       Metaspace split at spaces (and scripts), never inside letters.
+    2. Inside the joined pre-token, no vocabulary piece lies across `c`, so
+       the segmentation is that of each side: a BPE merge makes a piece, so no
+       merge ever joins symbols from both sides, and each side's merges,
+       chosen by rank then position among that side's pairs, happen as they
+       would alone; the whole-word shortcuts (Hugging Face `ignore_merges`,
+       tiktoken's whole-piece look-up) would be a piece across `c`; Unigram's
+       best path passes through `c`, so it is the best path to `c` followed by
+       the best path from it; byte fallback spells one character at a time.
+    3. An incomplete last character is pre-tokenized as a stand-in character
+       (see `canonical_encode`): 1 holds for that text, 2 for the real bytes.
+
+    The tests check the equality on random letter runs and continuations for
+    every tokenizer family, and the exact model against brute force.
+    """
+    if not 0 < c < len(data) or 0x80 <= data[c] < 0xC0:
+        return False
+    after = data[c : c + 4]
+    size = 1 if after[0] < 0x80 else 2 if after[0] < 0xE0 else 3 if after[0] < 0xF0 else 4
+    try:
+        nxt = after[:size].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    before = _last_chars(data, c, 3)
+    return len(before) == 3 and nxt.isalpha() and before.isalpha()

@@ -90,3 +90,77 @@ class TokenTrie:
             if ids:
                 out.append((length, ids))
         return out
+
+
+class TokenReach:
+    """Which byte positions of a growing string no token can lie across.
+
+    Follows, for every start `s >= base`, the tokens that could begin at `s`
+    and agree with the bytes seen so far. A start is *open* while some such
+    token runs past the known end; once closed, its *reach* (the end of the
+    longest token that fits there exactly) is final, because later bytes only
+    remove candidates. A position `c` is *sealed* when every start in
+    `[base, c)` is closed and reaches no further than `c`: then no token, in
+    any tokenization of any continuation, starts before `c` and ends after it.
+    Each pushed byte costs one trie step per open start (at most `max_len`).
+
+    Example: pieces `[b"a", b"b", b"ab"]`, bytes `b"abb"`: the start at 0
+    reaches 2 (`ab`), so 1 is not sealed; 2 is (the start at 1 reaches 2).
+    """
+
+    def __init__(self, trie: "TokenTrie", base: int = 0):
+        self.trie = trie
+        self.base = self.end = self._folded = self._far = base
+        self._open: list[tuple[int, Node]] = []  # (start, node of the bytes from start to end)
+        self._reach: dict[int, int] = {}  # start -> end of its longest exact token, until folded
+        self._reported = base  # sealed positions up to here were returned already
+
+    def push(self, data: bytes) -> None:
+        """Append bytes to the string."""
+        trie = self.trie
+        for byte in data:
+            self._open.append((self.end, trie.root))
+            self._reach[self.end] = self.end
+            self.end += 1
+            still = []
+            for start, node in self._open:
+                node = trie.child(node, byte)
+                if node.empty:
+                    continue
+                if trie.ids_ending_at(node):
+                    self._reach[start] = self.end
+                still.append((start, node))
+            self._open = still
+
+    def rebase(self, base: int) -> None:
+        """Forget the starts before `base` (a boundary every tokenization has, e.g. a stable cut).
+
+        Past the pushed bytes, start afresh there: the bytes before it are never pushed."""
+        if base <= self.base:
+            return
+        if base >= self.end:
+            self.__init__(self.trie, base)
+            return
+        self.base = base
+        self._open = [(s, node) for s, node in self._open if s >= base]
+        for s in range(self._folded, base):
+            self._reach.pop(s, None)
+        self._folded = max(self._folded, base)
+        self._far = max(self._far, base) if self._folded > base else base
+        self._reported = max(self._reported, base)
+
+    def sealed(self) -> list[int]:
+        """Sealed positions in `(base, end)` not returned before, ascending."""
+        limit = self._open[0][0] if self._open else self.end
+        out = []
+        while self._folded < limit:
+            s = self._folded
+            if self._far <= s and s > self._reported:
+                out.append(s)
+            self._far = max(self._far, self._reach.pop(s))
+            self._folded += 1
+        if self._far <= limit < self.end and limit > self._reported:
+            out.append(limit)
+        if out:
+            self._reported = out[-1]
+        return out
