@@ -402,7 +402,7 @@ def pairs_section(args) -> None:
     if data is None:
         raise SystemExit("bench/transplant.py --pairs needs ../shared/data (en, code, de, ru valid text); not found")
     eval_bytes = 2048 if args.quick else args.eval_bytes
-    files = ("en", "code") if args.quick else ("en", "code", "de", "ru")
+    files = args.files or (("en", "code") if args.quick else ("en", "code", "de", "ru"))
     texts = {name: (data / f"{name}.valid.txt").read_bytes()[:eval_bytes] for name in files}
     if args.quick:
         args.rows = args.rows or ["mean", "random", "tokenadapt", "tokenadapt_ref", "mergekit_omp"]
@@ -435,6 +435,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", choices=ROWS, help="--pairs: only these rows ('mean' first for a "
                         "sampled pair)")
     parser.add_argument("--eval-bytes", type=int, default=16384, help="--pairs: bytes of each valid file (16384)")
+    parser.add_argument("--files", nargs="+", choices=("en", "code", "de", "ru"), help="--pairs: only these valid "
+                        "files (default all four; --quick en and code)")
     parser.add_argument("--sample-pairs", nargs="*", default=["c"], help="--pairs: pairs run on a fixed sample of "
                         "their new rows (default c)")
     parser.add_argument("--sample-extra", type=int, default=1000, help="--pairs: random new rows added to the "
