@@ -85,6 +85,6 @@ def test_make_demo_without_shared_data_uses_builtin_texts(tmp_path, tiny_demo_in
 @pytest.mark.slow
 def test_make_demo_real_smollm2_without_shared_data(tmp_path):
     pytest.importorskip("gguf", reason="the real demo needs the assets extra (gguf); make installs it")
-    result = _run_demo(tmp_path, timeout=900)
+    result = _run_demo(tmp_path, timeout=1800)  # ~2.5 min on 2 quiet cores; shared machines are slower
     out = _check_demo_output(result)
     assert "smollm2 -> gpt2 (tokenadapt)" in out
