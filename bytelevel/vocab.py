@@ -185,12 +185,20 @@ class ByteVocab:
                 continue
             single = self._byte_token.get(raw[0])
             if single is None:
-                raise ValueError(
-                    f"encode: byte 0x{raw[0]:02x} is not valid UTF-8 here and tokenizer {self.name!r} has "
-                    "no single-byte token for it (no byte-level alphabet or byte fallback)."
-                )
+                raise ValueError(self._unspellable_byte_message(raw[0]))
             ids.append(single)
         return ids
+
+    def _unspellable_byte_message(self, byte: int) -> str:
+        """Why a lone (non-UTF-8) byte cannot be encoded: a partial byte alphabet is not "no alphabet"."""
+        where = f"encode: byte 0x{byte:02x} is not valid UTF-8 here and tokenizer {self.name!r}"
+        have = len(self._byte_token)
+        if have == 0:
+            return f"{where} has no single-byte tokens at all (no byte-level alphabet or byte fallback), so it cannot spell it."
+        return (
+            f"{where} has no single-byte token for it: its byte alphabet lacks {256 - have} of the 256 bytes, "
+            "this one among them, so this tokenizer cannot spell it (remove the byte or use another tokenizer)."
+        )
 
     def _check_spelled(self, ids: list[int], raw: bytes) -> None:
         """Raise when the tokenizer's ids for a valid UTF-8 run do not spell `raw`.

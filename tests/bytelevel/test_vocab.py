@@ -420,3 +420,17 @@ def test_real_and_tiny_tokenizers_are_lossless(get_vocab, name):
     vocab = get_vocab(name)
     assert vocab.lossless, vocab.lossy_reason
     vocab.require_lossless("exact")  # does not raise
+
+
+def test_a_lone_byte_outside_a_partial_byte_alphabet_is_named(get_tokenizer):
+    """SmolLM2 is byte-level BPE whose alphabet lacks some bytes: say so, not "no byte-level alphabet"."""
+    tok = get_tokenizer("smollm2")
+    vocab = ByteVocab.from_tokenizer(tok)
+    missing = _smollm2_missing(get_tokenizer)
+    lone = next(b for b in missing if b >= 0x80)  # invalid UTF-8 on its own
+    with pytest.raises(ValueError) as err:
+        vocab.encode_raw(bytes([lone]))
+    message = str(err.value)
+    assert f"0x{lone:02x}" in message
+    assert f"lacks {len(missing)} of the 256 bytes" in message
+    assert "no byte-level alphabet" not in message
