@@ -381,6 +381,47 @@ def render_dynamic(r: dict) -> str:
             f"{yes(t['met_en'])}. Largest reduction within a {pct(t['bpb_cost'], 0)} cost: "
             + ", ".join(f"{lang} {pct(b['reduction'])} ({b['setting'].replace('_', ', ').replace('batch', 'batch ')}, "
                         f"{b['merges']} merges)" if b and b["merges"] else f"{lang} none" for lang, b in best.items()) + ".")
+    return out + render_dynamic_prompt(r)
+
+
+PROMPT_ROWS = {"fvt": "FVT", "tokenadapt": "TokenAdapt (MiniLM)", "hypernet": "hypernet"}
+
+
+def render_dynamic_prompt(r: dict) -> str:
+    """The leak-free prompt-compression table of bench/dynamic.py (metrics.prompt_compression); "" before it existed."""
+    m, c = r["metrics"].get("prompt_compression"), r["config"].get("prompt_compression")
+    if not m or not c:
+        return ""
+    langs, summary = m["languages"], m["summary"]
+    budgets = [b for b in c["merges"] if b != 0]
+    out = (f"\n\n**Prompt compression (no leak).** Merges learned on the prompt only (the first ~{c['prompt_bytes']} "
+           f"bytes of {c['documents_per_language']} documents per language), the prompt read in its merged tokens, "
+           f"and the next ~{c['continuation_bytes']} bytes scored in base tokens over the base softmax (new rows never "
+           "price them), against the same continuation after the plainly tokenized prompt. Cells: fewer prompt "
+           "tokens / change in the continuation's bits per byte"
+           + (f"; {c['hypernet_skipped']}" if c.get("hypernet_skipped") else "") + ".\n\n")
+    rows = []
+    for lang, res in langs.items():
+        for kind, kind_rows in res["rows"].items():
+            by = {row["merges"]: row for row in kind_rows}
+            rows.append([lang, PROMPT_ROWS.get(kind, kind), pct(res["ceiling"]), num(res["plain_continuation_bpb"])]
+                        + [f"{pct(by[b]['reduction'])} / {pct(by[b]['bpb_cost'], sign=True)}" if b in by else "—"
+                           for b in budgets])
+    out += table(["lang", "rows", "ceiling", "plain bpb"]
+                 + [f"{b} merges" if i == 0 else str(b) for i, b in enumerate(budgets)], rows)
+    t, lines = summary["target"], []
+    for kind in langs[next(iter(langs))]["rows"]:
+        s, best = summary[kind], summary[kind]["best_budget"]
+        got = (f"{pct(best['reduction'])} shorter at {pct(best['bpb_cost'], sign=True)} ({best['merges']} merges)"
+               if best and best["merges"] != 0 else "no merge budget within the cost")
+        en = s["best_within_cost"].get("en")
+        en_line = f"; en {pct(en['reduction'])} of its {pct(en['ceiling'])} ceiling within the cost" if en else ""
+        lines.append(f"{PROMPT_ROWS.get(kind, kind)}: {got} — {yes(s['met'])}{en_line}")
+    out += (f"\n\nTarget (one budget for all: mean over {', '.join(summary['non_english'])} ≥ "
+            f"{pct(t['reduction'], 0)} shorter prompts at ≤ {pct(t['bpb_cost'], 0)} mean continuation cost): "
+            + "; ".join(lines) + ".")
+    if c.get("command"):
+        out += f" Prompt table: `{c['command']}`."
     return out
 
 
