@@ -238,12 +238,15 @@ def letter_cut(data: bytes, c: int) -> bool:
     """Whether byte offset `c` of `data` sits after three letters and before a complete letter.
 
     Such a cut is exact when no token can lie across `c` (`trie.TokenReach`
-    says it is *sealed*) and the tokenizer passes `letter_cuts_supported`:
-    for every continuation `y`, `canonical_encode(data + y)` is
-    `canonical_encode(data[:c]) + canonical_encode((data + y)[c:])`. Why:
+    says it is *sealed*, from the bytes of `data`) and the tokenizer passes
+    `letter_cuts_supported`: when `data` starts at a cut (the text's start or
+    an earlier cut), then for every `w` that is `data` plus any continuation,
+    or a prefix of `data` longer than `c`, `canonical_encode(w)` is
+    `canonical_encode(data[:c]) + canonical_encode(w[c:])`. Why:
 
-    1. Pre-tokens. Pre-tokenizing `u + v`, `u` ending in three letters and `v`
-       starting with a letter, gives the pre-tokens of `u` then those of `v`,
+    1. Pre-tokens. Pre-tokenizing `u + v` (`u` the bytes from the cut to `c`,
+       so it ends in three letters or is made of letters only, and `v`
+       starting with a letter) gives the pre-tokens of `u` then those of `v`,
        except that the last of `u` and the first of `v` may be one pre-token.
        This is an assumption about the pre-tokenizers, true of the ones
        `ByteVocab` reads: in the GPT-2, cl100k/Llama-3, Qwen2 and o200k
