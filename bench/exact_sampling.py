@@ -11,6 +11,8 @@ bits/byte; and `invalid_mass` at random positions (full distributions).
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 import random
 import statistics
@@ -58,6 +60,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/exact_sampling.json"))
     args = parser.parse_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/exact_sampling.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     gen_bytes = 48 if args.quick else 240
     score_len = 200 if args.quick else 1200
     n_invalid = 3 if args.quick else 12

@@ -51,6 +51,8 @@ special token and nothing is cut) is reported for naive and exact as a control.
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 import math
 import random
@@ -342,6 +344,8 @@ def main() -> None:
     parser.add_argument("--fim-model", type=Path, default=Path("runs/fim-tokenlm"),
                         help="part (b): a FIM-trained model folder (default runs/fim-tokenlm)")
     args = parser.parse_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/fim.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     count = args.spans or (3 if args.quick else 300)
     torch.set_num_threads(args.threads)
 

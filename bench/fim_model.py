@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from tokenshift.data import shared_data_dir
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/fim-tokenlm"))
     parser.add_argument("--train-bytes", type=int, default=3_000_000)
     args, rest = parser.parse_known_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/fim_model.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     data = Path("runs/fim-data")
     data.mkdir(parents=True, exist_ok=True)
     for name in ("code.txt", "code.valid.txt"):

@@ -25,6 +25,8 @@ sampled tokenizer). Metric: bits per byte of the plain tokenization
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 import gc
 import importlib.util
@@ -188,6 +190,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/hypernet-bench"), help="checkpoints, bases, hypernets")
     parser.add_argument("--out", type=Path, default=Path("bench/results/hypernet.json"))
     args = parser.parse_args()
+    if shared_data_dir() is None:
+        sys.exit("bench/hypernet.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     if args.quick:
         args.minutes_base, args.minutes_hypernet, args.minutes_smollm2 = 0.75, 0.75, 1.0
         args.eval_bytes = 1024

@@ -6,6 +6,7 @@ Expected numbers are computed here from the tokenizers' own encoders, never copi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,18 @@ def test_verbose_flag_reaches_the_loaders(capsys):
     assert assets.VERBOSE is True
     quiet_libraries(False)
     assert assets.VERBOSE is False
+
+
+def test_transformers_loading_bars_are_hidden_unless_verbose():
+    """"Loading weights" / "Writing model shards" bars spam logs; transformers is imported after the CLI starts."""
+    import subprocess
+
+    code = (
+        "import sys; from tokenshift.cli import quiet_libraries; quiet_libraries(sys.argv[1] == 'verbose'); "
+        "from transformers.utils import logging; print(logging.is_progress_bar_enabled())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], env=env, capture_output=True, text=True, check=True)
+    loud = subprocess.run([sys.executable, "-c", code, "verbose"], env=env, capture_output=True, text=True, check=True)
+    assert quiet.stdout.split()[-1] == "False"
+    assert loud.stdout.split()[-1] == "True"

@@ -286,7 +286,7 @@ def evaluate_merges(model: Any, tokenizer: Any, texts: Sequence[bytes], merges: 
     `texts` are cut into batches of `batch_size`; each batch learns its own
     merges. The 0-merge row is the plain model (the reference).
     """
-    from tqdm.auto import tqdm
+    from tokenshift.bytelevel.progress import progress as tqdm
 
     embedder = embedder or HeuristicEmbedder(model, tokenizer)
     dyn = DynamicTokenizer(tokenizer, embedder)
@@ -321,7 +321,7 @@ def ngram_vocabulary(tokenizer: Any, texts: Sequence[bytes], size: int, max_n: i
     `boundaries="none"` lets runs cross words (multi-word tokens): a small
     corpus holds too few distinct in-word runs for a 1M vocabulary.
     """
-    from tqdm.auto import tqdm
+    from tokenshift.bytelevel.progress import progress as tqdm
 
     dyn = DynamicTokenizer(tokenizer, max_merges=0, boundaries=boundaries)
     counts: Counter = Counter()
@@ -423,7 +423,7 @@ def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes
     `continuation_bits`). Merges are learned on each prompt alone; documents too short are skipped.
     A budget "all" merges until no pair is left (every word of the prompt one token: the ceiling).
     """
-    from tqdm.auto import tqdm
+    from tokenshift.bytelevel.progress import progress as tqdm
 
     if not embedders:
         raise ValueError("embedders must name at least one row kind, e.g. {'fvt': HeuristicEmbedder(model, tok)}")
