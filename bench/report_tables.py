@@ -210,6 +210,40 @@ def render_transplant(r: dict) -> str:
                 for s in sweep]
         out += (f"\n\nTokenAdapt sweep on GPT-2 ({' + '.join(scored)}), one option changed at a time from the "
                 "defaults; excess bits/byte:\n\n" + table(["option", *scored, "mean"], rows))
+    return out + render_transplant_pairs(r)
+
+
+ROW_NAMES = {"mean": "FVT-mean", "random": "random", "tokenadapt_ref": "TokenAdapt (reference code, peer)",
+             "tokenadapt": "our TokenAdapt", "focus": "our FOCUS", "default": "our donor-free default",
+             "mergekit_omp": "mergekit tokensurgeon OMP k=64 (peer)", "omp": "our OMP (donor)"}
+
+
+def render_transplant_pairs(r: dict) -> str:
+    c, m = r["config"].get("pairs"), r["metrics"].get("pairs")
+    if not c or not m:
+        return ""
+    files = c["files"]
+    out = (f"\n\nSide by side (`python bench/transplant.py --pairs`): bits per byte on the first "
+           f"{next(iter(c['eval_bytes'].values()))} bytes of each valid file ({', '.join(files)}); excess over the "
+           "base model on the same bytes, and as a share of the same pair's FVT-mean excess (mean over files).")
+    for pair, e in m.items():
+        o = e["original"]
+        head = (f"\n\n**({pair}) {e['base']} → {e['target']}'s tokenizer" + (f", donor {e['donor']}" if e["donor"] else "")
+                + f"**: {e['new_rows']:,} new rows of {e['vocab']:,}"
+                + (f" (run on a fixed sample of {e['sample']['rows']:,}: {e['sample']['rule']})" if e.get("sample") else "")
+                + f"; original {listing({k: v['bits_per_byte'] for k, v in o.items()})}.\n\n")
+        rows = []
+        for name, rec in e["rows"].items():
+            label = ROW_NAMES.get(name, name)
+            if "same_as" in rec:
+                rows.append([label, f"= {ROW_NAMES.get(rec['same_as'], rec['same_as'])}"] + [""] * (len(files) + 3))
+            elif "skipped" in rec:
+                rows.append([label, f"skipped: {rec['skipped']}"] + [""] * (len(files) + 3))
+            else:
+                rows.append([label] + [num(rec[f]["bits_per_byte"]) for f in files]
+                            + [num(rec["mean_excess_bits_per_byte"]), num(rec.get("over_mean_excess", {}).get("mean"), 2),
+                               f"{rec.get('transplant_seconds', 0):.0f}", rec.get("start_mapping", "").replace("|", "\\|")])
+        out += head + table(["row", *files, "mean excess", "/ FVT's", "seconds", "start token"], rows)
     return out
 
 
