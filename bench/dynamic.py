@@ -46,7 +46,7 @@ TARGET = {"reduction": 0.25, "bpb_cost": 0.02}
 
 
 def documents(lang: str) -> list[bytes]:
-    """The documents of `lang`.valid.txt, split as ../shared/data/README.md says."""
+    """The documents of `lang`.valid.txt, split at the blank lines between documents."""
     text = (shared_data_dir() / f"{lang}.valid.txt").read_text(encoding="utf-8").rstrip("\n")
     docs = re.split(r"\n\n(?=# file: )", text) if lang == "code" else text.split("\n\n")
     return [d.encode("utf-8") for d in docs]

@@ -144,7 +144,7 @@ def main() -> None:
         baseline={"method": "plain token sampling with model.generate (temperature 1, no top-k/top-p)",
                   "token_bytes_per_second": token_bps, "token_forward_calls_per_byte": token_cpb,
                   "peer": "ByteSampler on this model and machine: 1.0 calls/byte, 0.26x token throughput "
-                          "(../shared/methods/bytelevel.md)"},
+                          "(measured side by side in an earlier run of this project; not rerun here)"},
     )
     print(f"wrote {args.out}")
 

@@ -82,7 +82,7 @@ def save(args, original, results, sweep, eval_bytes, files, methods, done: bool)
                  baseline={"method": "the original SmolLM2 on the same bytes (excess = bpb_new - bpb_original); "
                                      "FVT mean of subtokens (target: TokenAdapt excess <= 0.5 x mean's)",
                            "reference": "reference TokenAdapt code, SmolLM2 -> GPT-2 + MiniLM: 0.60 of mean's excess "
-                                        "(../shared/methods/transplant.md)"})
+                                        "(measured side by side in an earlier run of this project; not rerun here)"})
 
 
 def finetune_section(args) -> None:

@@ -33,8 +33,7 @@ the model stays an exact, autoregressive ByteModel. `"threshold"` drops the nois
 (sigmoid(logit / τ) > 0.5, i.e. logit > 0): reproducible too, but a predictor that learned a
 rate α < 0.5 without confident logits (p ≈ α everywhere) then makes no boundaries at all
 (a 150-step tiny run: 0.21 sampled in training, 0.0 thresholded), so bits per byte and
-compression would be measured on a segmentation the model never trained on. Written from the formulas in the papers and
-`shared/methods/bytemodels.md`; the anchors' code has no licence and was not copied.
+compression would be measured on a segmentation the model never trained on. Written from the formulas in the papers; the anchors' code has no licence and was not copied.
 Blocks are Llama-style (`layers.py`, RMSNorm instead of the papers' post-LayerNorm
 Transformer-XL). Not here: several predictors per script, entropy/unigram supervision.
 """

@@ -17,7 +17,7 @@ Training (a LightningModule and `lightning.Trainer`, `max_steps` = steps):
 - Linear warmup over 10% of the steps, then cosine to 10% of the learning
   rate (`models.lit.lr_factor`, the schedule of every model trained here).
   Neither the ReTok nor the TokenAdapt paper publishes a recipe for this step
-  (TokenAdapt's point is to need less of it; ../shared/methods/transplant.md);
+  (TokenAdapt's point is to need less of it);
   warmup keeps Adam's first, badly-scaled steps from wrecking the
   transplanted rows, and the cosine tail lets a short, fixed budget settle
   instead of ending on a full-size step.
