@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import Oracle
-from tiny import byte_bpe, sp_bpe
+from tiny import byte_bpe, sp_bpe, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab, score_bytes
 from tokenshift.bytelevel import exact as exact_module
@@ -135,15 +135,9 @@ def test_letter_cuts_split_the_canonical_encoding(name, get_vocab):
 
 
 def _model(vocab_size: int, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         tie_word_embeddings=False)
-    model = LlamaForCausalLM(config).to(torch.float64).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20.0)
+    """`tiny_llama` with room for a run of hundreds of byte tokens (its default window is 256)."""
+    model = tiny_llama(vocab_size, seed)
+    model.config.max_position_embeddings = 4096
     return model
 
 
