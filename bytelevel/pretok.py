@@ -23,7 +23,7 @@ import functools
 from typing import Sequence
 
 from .utf8 import incomplete_tail, utf8_runs
-from .vocab import ByteVocab
+from .vocab import ByteVocab, _walk
 
 
 def pretoken_starts(vocab: ByteVocab, text: str) -> list[int]:
@@ -182,7 +182,8 @@ def stand_in(partial: bytes) -> str:
 # -- cuts inside a run of letters ----------------------------------------------------------------
 
 _RUN_MODELS = ("BPE", "Unigram")
-_RUN_PRETOKENIZERS = ("ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "WhitespaceSplit", "Sequence")
+# a Sequence is judged by its parts (`vocab._walk` flattens it)
+_RUN_PRETOKENIZERS = ("ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "WhitespaceSplit")
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,15 +195,7 @@ def _hf_allows_letter_cuts(spec_json: str) -> bool:
     if model.get("type") not in _RUN_MODELS or model.get("dropout") or model.get("end_of_word_suffix") or \
             model.get("continuing_subword_prefix"):
         return False
-    stack = [spec.get("pre_tokenizer")]
-    while stack:
-        part = stack.pop()
-        if part is None:
-            continue
-        if part.get("type") not in _RUN_PRETOKENIZERS:
-            return False
-        stack += part.get("pretokenizers") or []
-    return True
+    return all(part.get("type") in _RUN_PRETOKENIZERS for part in _walk(spec.get("pre_tokenizer")))
 
 
 def letter_cuts_supported(vocab: ByteVocab) -> bool:
