@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/exact_sampling.json"))
     args = parser.parse_args()
-    if shared_data_dir() is None:
+    data = shared_data_dir()
+    if data is None:
         sys.exit("bench/exact_sampling.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     gen_bytes = 48 if args.quick else 240
     score_len = 200 if args.quick else 1200
@@ -70,7 +71,6 @@ def main() -> None:
     model, tokenizer = load_model("smollm2")
     bm = TokenByteModel(model, tokenizer)
     vocab = bm.vocab
-    data = shared_data_dir()
     texts = {name: (data / f"{name}.valid.txt").read_bytes() for name in ("en", "code")}
     prompt = texts["en"][:400]
     prompt = prompt[: len(prompt.decode("utf-8", "ignore").encode())]

@@ -344,12 +344,13 @@ def main() -> None:
     parser.add_argument("--fim-model", type=Path, default=Path("runs/fim-tokenlm"),
                         help="part (b): a FIM-trained model folder (default runs/fim-tokenlm)")
     args = parser.parse_args()
-    if shared_data_dir() is None:
+    data = shared_data_dir()
+    if data is None:
         sys.exit("bench/fim.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     count = args.spans or (3 if args.quick else 300)
     torch.set_num_threads(args.threads)
 
-    text = (shared_data_dir() / "code.valid.txt").read_bytes()
+    text = (data / "code.valid.txt").read_bytes()
     docs = re.split(rb"\n\n(?=# file: )", text.rstrip(b"\n"))
     if args.part == "b":
         import json

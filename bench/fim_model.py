@@ -37,12 +37,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/fim-tokenlm"))
     parser.add_argument("--train-bytes", type=int, default=3_000_000)
     args, rest = parser.parse_known_args()
-    if shared_data_dir() is None:
+    corpora = shared_data_dir()
+    if corpora is None:
         sys.exit("bench/fim_model.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     data = Path("runs/fim-data")
     data.mkdir(parents=True, exist_ok=True)
     for name in ("code.txt", "code.valid.txt"):
-        (data / name).write_text(blocks((shared_data_dir() / name).read_text()))
+        (data / name).write_text(blocks((corpora / name).read_text()))
     root = Path("runs/fim-train")
     from tokenshift.models.train import main as train
 

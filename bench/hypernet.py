@@ -190,16 +190,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/hypernet-bench"), help="checkpoints, bases, hypernets")
     parser.add_argument("--out", type=Path, default=Path("bench/results/hypernet.json"))
     args = parser.parse_args()
-    if shared_data_dir() is None:
+    data = shared_data_dir()
+    if data is None:
         sys.exit("bench/hypernet.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     if args.quick:
         args.minutes_base, args.minutes_hypernet, args.minutes_smollm2 = 0.75, 0.75, 1.0
         args.eval_bytes = 1024
         args.work = args.work.with_name(args.work.name + "-quick")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    data = shared_data_dir()
-    if data is None:
-        raise SystemExit("../shared/data was not found (set TOKENSHIFT_DATA)")
     files = ("en", "code", "de")
     texts = {name: (data / f"{name}.valid.txt").read_bytes()[: args.eval_bytes] for name in files}
     train = {name: (data / f"{name}.txt").read_text("utf-8") for name in files}
