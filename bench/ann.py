@@ -19,9 +19,8 @@ batch 1 — the speed ratio to exact is the figure the target names.
 """
 from __future__ import annotations
 
-import sys
-
 import argparse
+import sys
 import time
 from pathlib import Path
 

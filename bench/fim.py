@@ -51,13 +51,12 @@ special token and nothing is cut) is reported for naive and exact as a control.
 """
 from __future__ import annotations
 
-import sys
-
 import argparse
 import math
 import random
 import re
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from itertools import accumulate

@@ -25,14 +25,13 @@ sampled tokenizer). Metric: bits per byte of the plain tokenization
 """
 from __future__ import annotations
 
-import sys
-
 import argparse
 import gc
 import importlib.util
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
