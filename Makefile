@@ -59,9 +59,10 @@ demo: $(STAMP)
 	$(BIN)/tokenshift transplant --model $(DEMO_MODEL) --tokenizer $(DEMO_TOKENIZER) --method tokenadapt \
 		--out $(DEMO_OUT) --force --eval $(DEMO_EVAL) --generate "The history of Python"
 
-# prints the audit; the benchmark target writes its record (bench/results/audit.json)
+# prints the audit; the benchmark targets write its record (bench/results/audit.json)
+AUDIT = $(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k
 audit: $(STAMP)
-	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k
+	$(AUDIT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -76,7 +77,7 @@ test-slow: $(STAMP)
 # (7 + 3.5 min a model), hypernet ~150 (15 + 30 + 45 min of training, then every transplant).
 # Cheap runs first, so a broken set-up fails in minutes; each bench writes bench/results/NAME.json.
 bench: $(STAMP) runs/fim-tokenlm/config.json
-	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json bench/results/audit.json
+	$(AUDIT) --json bench/results/audit.json
 	OMP_NUM_THREADS=2 $(BIN)/python bench/exact_sampling.py
 	$(BIN)/python bench/dynamic.py
 	$(BIN)/python bench/transplant.py
@@ -98,7 +99,7 @@ runs/fim-tokenlm/config.json: | $(STAMP)
 QUICK_DIR ?= /tmp/tokenshift-bench-quick
 bench-quick: $(STAMP)
 	rm -rf $(QUICK_DIR) && mkdir -p $(QUICK_DIR)
-	$(BIN)/tokenshift audit smollm2 gpt2 mistral cl100k --json $(QUICK_DIR)/audit.json > /dev/null
+	$(AUDIT) --json $(QUICK_DIR)/audit.json > /dev/null
 	$(BIN)/python bench/exact_sampling.py --quick --out $(QUICK_DIR)/exact_sampling.json
 	$(BIN)/python bench/dynamic.py --quick --out $(QUICK_DIR)/dynamic.json
 	$(BIN)/python bench/transplant.py --quick --out $(QUICK_DIR)/transplant.json
