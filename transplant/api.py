@@ -199,11 +199,10 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     src = heuristics.Source(old, rows_in, rows_out, aux_embedder)
 
     # 2. specials: same text, then same role
-    old_by_text = {text: i for i, text in old.special.items() if i < rows_in.shape[0]}
     old_specials = {i: t for i, t in old.special.items() if i < rows_in.shape[0]}
+    old_by_text = {text: i for i, text in old_specials.items()}
     old_by_role = heuristics.rows_by_role(old_specials, _role_ids(old_tokenizer, old))
     new_roles = heuristics.special_roles(new.special, _role_ids(new_tokenizer, new))
-    special_rows = list(old_specials)
     unplaced: list[int] = []  # specials with no text or role match: the donor's row (omp) or the specials' mean
     for i, text in sorted(new.special.items()):
         if i >= n_new:
@@ -234,12 +233,14 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
         with_row = [i for i in unplaced if new.special[i] in donor_side.special_ids]
         unplaced = [i for i in unplaced if i not in with_row]
         done[with_row] = False
-    for i in unplaced:  # an unknown marker (a chat or FIM token): the mean of the old specials' rows, a neutral start
-        pool = torch.tensor(special_rows) if special_rows else torch.arange(rows_in.shape[0])
-        out_in[i] = rows_in[pool].mean(0)
+    if unplaced:  # an unknown marker (a chat or FIM token): the mean of the old specials' rows, a neutral start
+        pool = torch.tensor(list(old_specials)) if old_specials else torch.arange(rows_in.shape[0])
+        index = torch.tensor(unplaced)
+        out_in[index] = rows_in[pool].mean(0)
         if out_out is not None:
-            out_out[i] = rows_out[pool].mean(0)
-        report.specials[new.special[i]] = "mean of the old special rows (no role the base has)"
+            out_out[index] = rows_out[pool].mean(0)
+        for i in unplaced:
+            report.specials[new.special[i]] = "mean of the old special rows (no role the base has)"
 
     # 3. the rest, by the chosen heuristic; random where it has nothing to go on
     todo = [i for i in range(n_new) if not done[i] and (new.pieces[i] or i in new.special)]
