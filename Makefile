@@ -46,8 +46,9 @@ $(STAMP): pyproject.toml Makefile
 
 DATA ?= $(or $(TOKENSHIFT_DATA),../shared/data)
 # the shared corpus when it is there (figures comparable with bench/results), else text every installation has
-DEMO_EVAL = $(if $(wildcard $(DATA)/en.valid.txt),$(DATA)/en.valid.txt $(DATA)/code.valid.txt,builtin:en builtin:code)
-DEMO_WHY = $(if $(wildcard $(DATA)/en.valid.txt),the shared corpus in $(DATA),builtin:en (this project's docs/overview.md) and builtin:code (Python's standard library): $(DATA) not found)
+HAVE_DATA = $(wildcard $(DATA)/en.valid.txt)
+DEMO_EVAL = $(if $(HAVE_DATA),$(DATA)/en.valid.txt $(DATA)/code.valid.txt,builtin:en builtin:code)
+DEMO_WHY = $(if $(HAVE_DATA),the shared corpus in $(DATA),builtin:en (this project's docs/overview.md) and builtin:code (Python's standard library): $(DATA) not found)
 
 # the main job: SmolLM2-135M converted to the GPT-2 tokenizer with TokenAdapt, judged in bits per byte
 # (tests/test_demo.py runs this recipe on a tiny model through DEMO_MODEL/DEMO_TOKENIZER/DEMO_OUT)
