@@ -50,6 +50,7 @@ written: they would hold the whole frozen body); LoRA or unfreezing the body.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from pathlib import Path
@@ -114,9 +115,10 @@ def pack_text(vocab: ByteVocab, texts: list[str], block_size: int) -> tuple[np.n
     return pack(docs, bos=start, eot=end, seq_len=block_size)
 
 
-def _base_class():
+@functools.cache
+def recovery_base():
     """A LightningModule base with the optimiser and schedule every recovery run here shares (lightning is a
-    heavy import, so the class is made on first use)."""
+    heavy import, so the class is made on first use, once)."""
     import lightning as L
 
     from tokenshift.models.lit import lr_factor
@@ -140,17 +142,6 @@ def _base_class():
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return RecoveryModule
-
-
-_BASE = None
-
-
-def recovery_base():
-    """The shared LightningModule base class (cached)."""
-    global _BASE
-    if _BASE is None:
-        _BASE = _base_class()
-    return _BASE
 
 
 def _module_class():
