@@ -71,7 +71,8 @@ import torch
 
 from tokenshift.bytelevel import ByteVocab
 
-from .finetune import (_accelerator, _read_texts, recovery_base, row_mask, run_recovery, trainable_matrices)
+from .finetune import (_accelerator, _read_texts, kept_state, recovery_base, row_mask, run_recovery,
+                       trainable_matrices)
 
 LN2 = float(np.log(2.0))
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -454,41 +455,33 @@ def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, stude
         vocab.require_lossless(f"distill_transplant ({who} tokenizer)")
     rows, data_stats = pack_pairs(t_vocab, s_vocab, texts, block_size)
 
-    flags = {name: p.requires_grad for name, p in student.named_parameters()}
-    t_flags = {name: p.requires_grad for name, p in teacher.named_parameters()}
-    t_home, t_training = next(teacher.parameters()).device, teacher.training
-    torch.manual_seed(seed)  # LoRA's initialisation
-    wrapped, adapters = _add_lora(student, lora_rank, lora_alpha, lora_targets) if lora_rank else (None, [])
-    matrices = trainable_matrices(student)
-    n_rows = matrices[0].shape[0]
-    mask = row_mask(n_rows, len(s_vocab.pieces), copied_rows if train_new_rows_only else ())
-    if not train_embeddings:
-        mask = torch.zeros_like(mask)
-    warmup = max(1, round(warmup_ratio * steps)) if warmup_ratio else 0
-    module = _module_class()(student, teacher, len(s_vocab.pieces), len(t_vocab.pieces), space_mask(s_vocab),
-                             space_mask(t_vocab), learning_rate, warmup, temperature, merge_threshold, debias,
-                             lm_weight)
-    loader = torch.utils.data.DataLoader(
-        PairRows(rows), batch_sampler=StepBatches(len(rows), batch_size, seed),
-        collate_fn=lambda batch: collate_pairs(batch, t_vocab.start_id))
-    callbacks = [MetricsLog(Path(out_dir) / "metrics.jsonl")] if out_dir is not None else []
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    try:
-        trainer, seconds = run_recovery(student, module, loader, steps,
-                                        {p: mask for p in matrices} if train_embeddings else {},
-                                        seed=seed, accelerator=accelerator, gradient_clip=gradient_clip,
-                                        out_dir=None, progress=progress, extra=adapters, callbacks=callbacks)
-    finally:
-        if wrapped is not None:
-            merged = wrapped.merge_and_unload()
-            assert merged is student, "peft returned a new model object"
-        for name, p in student.named_parameters():
-            p.requires_grad_(flags.get(name, p.requires_grad))
-        for name, p in teacher.named_parameters():
-            p.requires_grad_(t_flags[name])
-        teacher.to(t_home)
-        teacher.train(t_training)
+    with kept_state(teacher), kept_state(student):  # the student's as before its LoRA adapters
+        torch.manual_seed(seed)  # LoRA's initialisation
+        wrapped, adapters = _add_lora(student, lora_rank, lora_alpha, lora_targets) if lora_rank else (None, [])
+        matrices = trainable_matrices(student)
+        n_rows = matrices[0].shape[0]
+        mask = row_mask(n_rows, len(s_vocab.pieces), copied_rows if train_new_rows_only else ())
+        if not train_embeddings:
+            mask = torch.zeros_like(mask)
+        warmup = max(1, round(warmup_ratio * steps)) if warmup_ratio else 0
+        module = _module_class()(student, teacher, len(s_vocab.pieces), len(t_vocab.pieces), space_mask(s_vocab),
+                                 space_mask(t_vocab), learning_rate, warmup, temperature, merge_threshold, debias,
+                                 lm_weight)
+        loader = torch.utils.data.DataLoader(
+            PairRows(rows), batch_sampler=StepBatches(len(rows), batch_size, seed),
+            collate_fn=lambda batch: collate_pairs(batch, t_vocab.start_id))
+        callbacks = [MetricsLog(Path(out_dir) / "metrics.jsonl")] if out_dir is not None else []
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        try:
+            trainer, seconds = run_recovery(student, module, loader, steps,
+                                            {p: mask for p in matrices} if train_embeddings else {},
+                                            seed=seed, accelerator=accelerator, gradient_clip=gradient_clip,
+                                            out_dir=None, progress=progress, extra=adapters, callbacks=callbacks)
+        finally:
+            if wrapped is not None:
+                merged = wrapped.merge_and_unload()
+                assert merged is student, "peft returned a new model object"
     if out_dir is not None:
         student.save_pretrained(Path(out_dir) / "model")
         if hasattr(student_tokenizer, "save_pretrained"):

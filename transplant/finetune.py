@@ -207,6 +207,22 @@ def _accelerator(device: str) -> str:
     return choices[device]
 
 
+@contextlib.contextmanager
+def kept_state(model: Any):
+    """Restore, on leaving, each of `model`'s parameters' `requires_grad` (those it has now), its train/eval
+    mode and its device."""
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training, home = model.training, next(model.parameters()).device
+    try:
+        yield
+    finally:
+        for name, p in model.named_parameters():
+            if name in flags:
+                p.requires_grad_(flags[name])
+        model.to(home)
+        model.train(was_training)
+
+
 def run_recovery(model: Any, module: Any, loader: Any, steps: int, masks: dict, seed: int, accelerator: str,
                  gradient_clip: float, out_dir: str | Path | None, progress: bool,
                  extra: Sequence[torch.nn.Parameter] = (), callbacks: Sequence[Any] = (),
@@ -221,40 +237,34 @@ def run_recovery(model: Any, module: Any, loader: Any, steps: int, masks: dict, 
 
     from tokenshift.models.train import ExportPretrained, MetricsLog
 
-    flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    was_training, home = model.training, next(model.parameters()).device
-    hooks = []
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p, mask in masks.items():
-        p.requires_grad_(True)
-        hooks.append(p.register_hook(lambda g, mask=mask: g * mask.to(g.device, g.dtype)))
-    for p in extra:
-        p.requires_grad_(True)
+    with kept_state(model):
+        hooks = []
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p, mask in masks.items():
+            p.requires_grad_(True)
+            hooks.append(p.register_hook(lambda g, mask=mask: g * mask.to(g.device, g.dtype)))
+        for p in extra:
+            p.requires_grad_(True)
 
-    L.seed_everything(seed, workers=True, verbose=False)
-    callbacks = list(callbacks)
-    if out_dir is not None:
-        out = Path(out_dir)
-        callbacks += [MetricsLog(out / "metrics.jsonl"), ExportPretrained(out / "model")]
-    with _quiet_lightning():
-        trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                            gradient_clip_val=gradient_clip, callbacks=callbacks, num_sanity_val_steps=0,
-                            limit_val_batches=0, default_root_dir=str(out_dir) if out_dir else None)
-    started = time.perf_counter()
-    try:
-        model.train()  # dropout as in any fine-tuning (Llama-style models have none)
+        L.seed_everything(seed, workers=True, verbose=False)
+        callbacks = list(callbacks)
+        if out_dir is not None:
+            out = Path(out_dir)
+            callbacks += [MetricsLog(out / "metrics.jsonl"), ExportPretrained(out / "model")]
         with _quiet_lightning():
-            trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path)
-    finally:
-        for h in hooks:
-            h.remove()
-        for name, p in model.named_parameters():
-            if name in flags:
-                p.requires_grad_(flags[name])
-        model.to(home)
-        model.train(was_training)
+            trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=1, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                                gradient_clip_val=gradient_clip, callbacks=callbacks, num_sanity_val_steps=0,
+                                limit_val_batches=0, default_root_dir=str(out_dir) if out_dir else None)
+        started = time.perf_counter()
+        try:
+            model.train()  # dropout as in any fine-tuning (Llama-style models have none)
+            with _quiet_lightning():
+                trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path)
+        finally:
+            for h in hooks:
+                h.remove()
     return trainer, time.perf_counter() - started
 
 
