@@ -71,7 +71,8 @@ import torch
 
 from tokenshift.bytelevel import ByteVocab
 
-from .finetune import (_accelerator, _read_texts, kept_state, recovery_base, row_mask, run_recovery,
+from .api import _vocab
+from .finetune import (_accelerator, _read_texts, copied_rows_of, kept_state, recovery_base, row_mask, run_recovery,
                        trainable_matrices)
 
 LN2 = float(np.log(2.0))
@@ -386,10 +387,6 @@ def _add_lora(model: Any, rank: int, alpha: float | None, targets: Sequence[str]
 # -- the entry point ------------------------------------------------------------------------------------------
 
 
-def _vocab(tok: Any) -> ByteVocab:
-    return tok if isinstance(tok, ByteVocab) else ByteVocab.from_tokenizer(tok)
-
-
 def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, student_tokenizer: Any, text: Any,
                        steps: int, batch_size: int = 8, block_size: int = 256, learning_rate: float = 1e-4,
                        temperature: float = 100.0, merge_threshold: float = 0.1, debias: bool = True,
@@ -439,12 +436,7 @@ def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, stude
         text = [bytes(text)]
     report = getattr(student, "transplant_report", None)
     if train_new_rows_only and copied_rows is None:
-        if report is None or not report.copied_ids:
-            raise ValueError("train_new_rows_only needs to know which rows were copied: call it on the model "
-                             "transplant() returned, or pass copied_rows= (the ids)")
-        from .api import parse_id_ranges
-
-        copied_rows = parse_id_ranges(report.copied_ids)
+        copied_rows = copied_rows_of(report)
     texts = _read_texts(text)
     t_vocab, s_vocab = _vocab(teacher_tokenizer), _vocab(student_tokenizer)
     for who, model, vocab in (("teacher", teacher, t_vocab), ("student", student, s_vocab)):

@@ -97,6 +97,17 @@ def _read_texts(texts_or_path: Any) -> list[str]:
                     f"{type(texts_or_path).__name__}{' (empty)' if isinstance(texts_or_path, (list, tuple)) else ''}")
 
 
+def copied_rows_of(report: Any) -> list[int]:
+    """The new ids a transplant copied, read from its report (for `train_new_rows_only`)."""
+    if report is None or not report.copied_ids:
+        raise ValueError("train_new_rows_only needs to know which rows were copied: call it on the model "
+                         "transplant() returned, or pass copied_rows= (the ids; a saved report's copied_ids "
+                         "read with tokenshift.transplant.api.parse_id_ranges)")
+    from .api import parse_id_ranges
+
+    return parse_id_ranges(report.copied_ids)
+
+
 def pack_text(vocab: ByteVocab, texts: list[str], block_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets), (N, block_size) each: the texts' documents, encoded and packed after the start token."""
     from tokenshift.models.data import split_documents
@@ -299,13 +310,7 @@ def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: i
     accelerator = _accelerator(device)
     report = getattr(model, "transplant_report", None)
     if train_new_rows_only and copied_rows is None:
-        if report is None or not report.copied_ids:
-            raise ValueError("train_new_rows_only needs to know which rows were copied: call it on the model "
-                             "transplant() returned, or pass copied_rows= (the ids; a saved report's copied_ids "
-                             "read with tokenshift.transplant.api.parse_id_ranges)")
-        from .api import parse_id_ranges
-
-        copied_rows = parse_id_ranges(report.copied_ids)
+        copied_rows = copied_rows_of(report)
     texts = _read_texts(texts_or_path)
     vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
     matrices = trainable_matrices(model)
