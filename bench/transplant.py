@@ -34,7 +34,7 @@ from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.scoring import token_bits_per_byte
 from tokenshift.data import shared_data_dir
 from tokenshift.results import write_result
-from tokenshift.transplant import METHODS, AuxEmbedder, finetune_embeddings, transplant
+from tokenshift.transplant import DONOR_METHODS, METHODS, AuxEmbedder, finetune_embeddings, transplant
 from tokenshift.transplant.supertokens import bytes_per_token, learn_supertokens
 
 
@@ -147,20 +147,6 @@ def library_default() -> str:
     return inspect.signature(transplant).parameters["method"].default
 
 
-def our_methods() -> tuple[str, ...]:
-    """Every method the library offers today (METHODS, plus "omp" once it lands)."""
-    import tokenshift.transplant.api as api
-
-    return tuple(getattr(api, "METHODS", METHODS)) + tuple(getattr(api, "DONOR_METHODS", ()))
-
-
-def omp_skip_reason() -> str | None:
-    """Why our OMP row cannot run yet, or None when `transplant(method="omp", donor=...)` exists."""
-    if "donor" not in inspect.signature(transplant).parameters:
-        return "transplant() has no donor= yet (method='omp' with a donor is not in the library)"
-    return None
-
-
 def new_ids(old: ByteVocab, new: ByteVocab) -> list[int]:
     """Ids of `new` whose bytes no old token has (the rows a method must estimate; specials excluded)."""
     have = set(p for p in old.pieces if p)
@@ -260,12 +246,12 @@ def fill_outside_sample(model, fill, sample: set[int], todo: list[int]) -> None:
     """Rows of the ids in `todo` outside `sample` := `fill` (the same FVT-mean rows for every method of a pair)."""
     import torch
 
+    from tokenshift.transplant.finetune import trainable_matrices
+
     rest = torch.tensor([i for i in todo if i not in sample])
     with torch.no_grad():
-        model.get_input_embeddings().weight[rest] = fill[rest].to(model.get_input_embeddings().weight.dtype)
-        head = model.get_output_embeddings()
-        if head is not None and head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
-            head.weight[rest] = fill[rest].to(head.weight.dtype)
+        for matrix in trainable_matrices(model):  # the input rows, and the head's when untied
+            matrix[rest] = fill[rest].to(matrix.dtype)
 
 
 def run_pair(pair: str, args, texts: dict[str, bytes], aux) -> dict:
@@ -308,7 +294,7 @@ def run_pair(pair: str, args, texts: dict[str, bytes], aux) -> dict:
     donor_model = None
     default = library_default()
     fill = None
-    extra = [m for m in our_methods() if m not in KNOWN and m not in ROWS]
+    extra = [m for m in METHODS + DONOR_METHODS if m not in KNOWN and m not in ROWS]
     rows = [r for r in (args.rows or ROWS + tuple(extra))]
     for row in rows:
         record: dict = {}
@@ -326,9 +312,8 @@ def run_pair(pair: str, args, texts: dict[str, bytes], aux) -> dict:
                 new = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
                 record["transplant_seconds"] = info["seconds"]
         elif row == "omp":
-            reason = "pair (a) has no donor model offline" if donor is None else omp_skip_reason()
-            if reason:
-                record["skipped"] = reason
+            if donor is None:
+                record["skipped"] = "pair (a) has no donor model offline"
             else:
                 if donor_model is None:
                     donor_model, _ = load_model(donor)
