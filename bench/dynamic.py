@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -46,10 +45,11 @@ TARGET = {"reduction": 0.25, "bpb_cost": 0.02}
 
 
 def documents(lang: str) -> list[bytes]:
-    """The documents of `lang`.valid.txt, split at the blank lines between documents."""
-    text = (shared_data_dir() / f"{lang}.valid.txt").read_text(encoding="utf-8").rstrip("\n")
-    docs = re.split(r"\n\n(?=# file: )", text) if lang == "code" else text.split("\n\n")
-    return [d.encode("utf-8") for d in docs]
+    """The documents of `lang`.valid.txt (`models.data.split_documents`: blank lines, `# file:` headers for code)."""
+    from tokenshift.models.data import split_documents  # imports lightning: only for the prompt table
+
+    text = (shared_data_dir() / f"{lang}.valid.txt").read_text(encoding="utf-8")
+    return [d.encode("utf-8") for d in split_documents(text)]
 
 
 def summarize_prompts(results: dict, target: dict = TARGET) -> dict:
