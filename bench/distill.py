@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import sys
 import time
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def main() -> None:
         if args.out == Path("bench/results/transplant_distill.json"):
             args.out = Path("/tmp/transplant_distill_quick.json")
     data = shared_data_dir()
+    if data is None:
+        sys.exit("bench/distill.py needs the corpora in ../shared/data (or $TOKENSHIFT_DATA); not found, nothing run")
     texts = {name: (data / f"{name}.valid.txt").read_bytes()[: args.eval_bytes] for name in FILES}
     train = [(data / "en.txt").read_bytes()[: args.train_bytes].decode("utf-8", "ignore")]
     t0 = time.perf_counter()

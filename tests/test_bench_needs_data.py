@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-NEEDS_DATA = ("ann", "ensemble", "fim", "fim_model", "exact_sampling", "hypernet", "dynamic")
+NEEDS_DATA = ("ann", "ensemble", "fim", "fim_model", "exact_sampling", "hypernet", "dynamic", "distill")
 
 
 @pytest.mark.parametrize("name", NEEDS_DATA)
