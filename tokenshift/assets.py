@@ -209,7 +209,7 @@ def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
     The tokenizer is loaded first: a folder without one fails in a second, not after the weights.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dtype = dtype or torch.float32
     if name_or_path in ("smollm2", "gemma3"):
@@ -223,11 +223,6 @@ def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
     path = Path(name_or_path)
     if not path.is_dir():
         raise AssetError(f"{name_or_path!r} is neither a built-in model (smollm2, gemma3) nor a model folder")
-    check_tokenizer_folder(path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise AssetError(f"the tokenizer in {str(path)!r} could not be read: {' '.join(lines)}") from err
+    tokenizer = load_tokenizer(name_or_path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return model.eval(), tokenizer
