@@ -6,7 +6,7 @@ The model's input embeddings and LM head are rebuilt for the new vocabulary:
    `Ġthe`, SentencePiece's `▁the` and tiktoken's b" the" are one token), keep
    their rows exactly;
 2. special tokens are mapped by the same text first (`<|endoftext|>`), then by
-   role (document start/end, chat turn, FIM, pad; `heuristics.specials`:
+   role (document start/end, chat turn, FIM, pad; `tokenshift.common.specials`:
    never to the base's `<unk>` unless that is the token's only role); the
    report says how each one was mapped;
 3. every other new token gets rows from the chosen heuristic
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from tokenshift.bytelevel import ByteVocab
+from tokenshift.common import specials
 
 from . import heuristics
 from .aux import AuxEmbedder, Embedder
@@ -104,7 +105,7 @@ def _vocab(tok: Any) -> ByteVocab:
 
 
 def _role_ids(tok: Any, vocab: ByteVocab) -> dict[str, int]:
-    return heuristics.specials.declared_roles(tok, vocab.bos_id, vocab.eos_id)
+    return specials.declared_roles(tok, vocab.bos_id, vocab.eos_id)
 
 
 def _old_ids_by_bytes(old: ByteVocab, rows: int) -> dict[bytes, int]:

@@ -12,7 +12,7 @@ from tiny import TRAIN_TEXT, tiny_llama  # noqa: E402
 
 from tokenshift.bytelevel import ByteVocab  # noqa: E402
 from tokenshift.transplant import transplant  # noqa: E402
-from tokenshift.transplant.heuristics.specials import (  # noqa: E402
+from tokenshift.common.specials import (  # noqa: E402
     match_by_role, rows_by_role, special_roles)
 
 GEMMA_LIKE = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")

@@ -2,7 +2,7 @@
 from .baselines import focus, mean, random, sparsemax
 from .common import Estimate, Source
 from .omp import batch_omp, omp_aux, omp_donor
-from .specials import match_by_role, rows_by_role, special_roles
+from tokenshift.common.specials import match_by_role, rows_by_role, special_roles
 from .tokenadapt import global_, hybrid, local
 
 __all__ = ["Estimate", "Source", "batch_omp", "focus", "global_", "hybrid", "local", "match_by_role", "mean",
