@@ -15,6 +15,8 @@ Both are valid UTF-8 and the same bytes on every call on one installation; a
 different Python version may give different `code` bytes, so figures measured
 on `builtin:code` are comparable within one installation, not across them.
 This module covers English and code only: the other languages need the corpus.
+`TOKENSHIFT_DATA=none` makes a machine that has the corpus behave as one
+without it (to check the fallback, or to run anything on the built-ins only).
 """
 from __future__ import annotations
 
@@ -33,11 +35,18 @@ EN_DOCS = ("overview.md",)
 CODE_MODULES = ("bisect.py", "colorsys.py", "graphlib.py", "heapq.py", "json/decoder.py", "json/encoder.py",
                 "shlex.py", "string.py", "textwrap.py", "tokenize.py")
 CODE_BYTES = 65536
+NO_CORPUS = "none"  # TOKENSHIFT_DATA=none: ignore any corpus, use the built-in texts
+BUILTIN_VALID_SHARE = 0.2  # the tail of a built-in text held out as its "valid" split
 
 
 def shared_data_dir() -> Path | None:
-    """`$TOKENSHIFT_DATA`, else `../shared/data` beside the repository or the working directory."""
+    """`$TOKENSHIFT_DATA`, else `../shared/data` beside the repository or the working directory.
+
+    None when no candidate holds `en.valid.txt`, or when TOKENSHIFT_DATA is `none`.
+    """
     candidates = []
+    if os.environ.get("TOKENSHIFT_DATA") == NO_CORPUS:
+        return None
     if os.environ.get("TOKENSHIFT_DATA"):
         candidates.append(Path(os.environ["TOKENSHIFT_DATA"]))
     repo = Path(__file__).resolve().parents[1]
@@ -128,3 +137,43 @@ def default_eval_texts(split: str = "valid") -> tuple[list[str], str]:
     names = [BUILTIN_PREFIX + n for n in BUILTIN_TEXTS]
     return names, ("evaluation text: builtin:en (this project's English docs) and builtin:code (Python's "
                    "standard library), because ../shared/data was not found (set TOKENSHIFT_DATA to use a corpus)")
+
+
+def corpus_languages(wanted: tuple[str, ...] | list[str]) -> list[str]:
+    """The languages of `wanted` this machine has text for: all with the corpus, else those with a built-in text."""
+    unknown = [lang for lang in wanted if lang not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"unknown language {unknown[0]!r}; choose from {', '.join(LANGUAGES)}")
+    if shared_data_dir() is not None:
+        return list(wanted)
+    return [lang for lang in wanted if lang in BUILTIN_TEXTS]
+
+
+def corpus_text(lang: str, split: str = "valid") -> bytes:
+    """A language's text: the corpus's `<lang>.valid.txt` / `<lang>.txt`, else a built-in text's split.
+
+    Without the corpus the built-in text is cut at the line break nearest
+    `1 - BUILTIN_VALID_SHARE` of its length: "train" is the head, "valid" the
+    tail, so a notebook that trains and then evaluates never scores its training text.
+    """
+    if split not in ("valid", "train"):
+        raise ValueError(f"split must be 'valid' or 'train', got {split!r}")
+    folder = shared_data_dir()
+    if folder is not None:
+        return read_text_bytes(folder / f"{lang}{'.valid.txt' if split == 'valid' else '.txt'}")
+    if lang not in BUILTIN_TEXTS:
+        raise FileNotFoundError(f"no text for {lang!r}: ../shared/data was not found and only "
+                                f"{', '.join(BUILTIN_TEXTS)} have built-in texts (set TOKENSHIFT_DATA to a corpus folder)")
+    data = builtin_text(lang)
+    cut = data.rfind(b"\n", 0, int(len(data) * (1 - BUILTIN_VALID_SHARE))) + 1 or len(data) // 2
+    return data[:cut] if split == "train" else data[cut:]
+
+
+def corpus_source() -> str:
+    """One line saying where `corpus_text` reads from."""
+    folder = shared_data_dir()
+    if folder is not None:
+        beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+        return f"text: the corpus in {'../shared/data' if folder.resolve() == beside.resolve() else folder}"
+    return ("text: builtin:en and builtin:code only (../shared/data not found, or TOKENSHIFT_DATA=none; "
+            "set TOKENSHIFT_DATA to a corpus folder for the other languages)")
