@@ -215,23 +215,27 @@ def render_transplant(r: dict) -> str:
 
 ROW_NAMES = {"mean": "FVT-mean", "random": "random", "tokenadapt_ref": "TokenAdapt (reference code, peer)",
              "tokenadapt": "our TokenAdapt", "focus": "our FOCUS", "default": "our donor-free default",
-             "mergekit_omp": "mergekit tokensurgeon OMP k=64 (peer)", "omp": "our OMP (donor)"}
+             "mergekit_omp": "mergekit tokensurgeon OMP k=64 (peer)", "omp": "our OMP (donor)",
+             "omp-aux": "our OMP in the aux embedder's space (donor-free)"}
 
 
 def render_transplant_pairs(r: dict) -> str:
     c, m = r["config"].get("pairs"), r["metrics"].get("pairs")
     if not c or not m:
         return ""
-    files = c["files"]
-    out = (f"\n\nSide by side (`python bench/transplant.py --pairs`): bits per byte on the first "
-           f"{next(iter(c['eval_bytes'].values()))} bytes of each valid file ({', '.join(files)}); excess over the "
-           "base model on the same bytes, and as a share of the same pair's FVT-mean excess (mean over files).")
+    out = ("\n\nSide by side (`python bench/transplant.py --pairs`): bits per byte on the first bytes of each "
+           "valid file; excess over the base model on the same bytes, and as a share of the same pair's FVT-mean "
+           "excess (mean over files). Pairs measured in separate runs keep their own files and sizes.")
     for pair, e in m.items():
+        if not isinstance(e, dict) or "rows" not in e:
+            continue
         o = e["original"]
+        files = list(o)  # each pair's own files: runs of different pairs may score different files
         head = (f"\n\n**({pair}) {e['base']} → {e['target']}'s tokenizer" + (f", donor {e['donor']}" if e["donor"] else "")
                 + f"**: {e['new_rows']:,} new rows of {e['vocab']:,}"
                 + (f" (run on a fixed sample of {e['sample']['rows']:,}: {e['sample']['rule']})" if e.get("sample") else "")
-                + f"; original {listing({k: v['bits_per_byte'] for k, v in o.items()})}.\n\n")
+                + f"; original {listing({k: v['bits_per_byte'] for k, v in o.items()})} "
+                  f"({next(iter(o.values()))['bytes']:,} bytes each).\n\n")
         rows = []
         for name, rec in e["rows"].items():
             label = ROW_NAMES.get(name, name)
