@@ -26,6 +26,8 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from .exact import ByteModel, ByteState, DistributionBounds, ExactByteState
+
 MODES = ("mixture", "product")
 
 
@@ -86,7 +88,7 @@ class EnsembleByteModel:
         if not members:
             raise ValueError("an ensemble needs at least one member")
         for i, m in enumerate(members):
-            if not (hasattr(m, "start") and hasattr(m, "next_byte_logprobs")):
+            if not isinstance(m, ByteModel):
                 raise TypeError(f"member {i} ({type(m).__name__}) is not a ByteModel; wrap a token model in "
                                 "TokenByteModel(model, tokenizer)")
         if mode not in MODES:
@@ -157,11 +159,9 @@ def learn_weights(members: Sequence, texts: Sequence[bytes], mode: str = "mixtur
 # -- certified bounds: ensembles of large-vocabulary members at a stated precision ---------------------
 
 
-def member_bounds(state):
-    """`state.bounds()` for a `TokenByteState`; the exact distribution (p_lo == p_hi) otherwise."""
-    from .exact import DistributionBounds
-
-    return state.bounds() if hasattr(state, "bounds") else DistributionBounds.exact(state.logprobs())
+def member_bounds(state: ByteState) -> DistributionBounds:
+    """`state.bounds()` for an `ExactByteState`; the exact distribution (p_lo == p_hi) otherwise."""
+    return state.bounds() if isinstance(state, ExactByteState) else DistributionBounds.exact(state.logprobs())
 
 
 def bound_traces(member, texts: Sequence[bytes], width: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +181,7 @@ def bound_traces(member, texts: Sequence[bytes], width: float = 1e-3) -> tuple[n
     for text in texts:
         state = member.start(b"")
         for i, byte in enumerate(text):
-            if hasattr(state, "ready") and not state.ready():
+            if isinstance(state, ExactByteState) and not state.ready():
                 state.prefetch(text[i : i + 32])  # one batched model call for the next bytes' covers
             bounds = member_bounds(state)
             while (bounds.width > width or bounds.p_hi[byte] > (1 + width) * bounds.p_lo[byte]) and bounds.refine():

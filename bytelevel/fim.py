@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .exact import TokenByteModel
 from .sampling import generate_bytes
 from .vocab import ByteVocab
 
@@ -58,7 +59,7 @@ def complete(bm, prefix: bytes, max_bytes: int = 128, stop: Sequence[bytes] | by
     return generate_bytes(bm, prefix, max_bytes=max_bytes, temperature=temperature, seed=seed, stop=stop)
 
 
-def fim_complete(bm, prefix: bytes, suffix: bytes, max_bytes: int = 256,
+def fim_complete(bm: TokenByteModel, prefix: bytes, suffix: bytes, max_bytes: int = 256,
                  stop: Sequence[bytes] | bytes | None = None, order: str = "psm", temperature: float = 0.0,
                  seed: int | None = None, reconnect: int = 8) -> bytes:
     """The middle between `prefix` and `suffix`, generated exactly byte by byte.
@@ -73,7 +74,7 @@ def fim_complete(bm, prefix: bytes, suffix: bytes, max_bytes: int = 256,
             raise TypeError(f"{name} must be bytes, got {type(value).__name__}; use .encode('utf-8')")
     if order not in ("psm", "spm"):
         raise ValueError(f"order must be 'psm' or 'spm', got {order!r}")
-    if not hasattr(bm, "vocab"):
+    if not isinstance(bm, TokenByteModel):
         raise TypeError("fim_complete needs a TokenByteModel (a model with FIM tokens and its tokenizer)")
     vocab: ByteVocab = bm.vocab
     pre, suf, mid, ends = fim_tokens(vocab)

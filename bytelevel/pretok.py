@@ -23,17 +23,17 @@ import functools
 from typing import Sequence
 
 from .utf8 import incomplete_tail, utf8_runs
-from .vocab import ByteVocab, _walk
+from .vocab import ByteVocab, spec_parts
 
 
 def pretoken_starts(vocab: ByteVocab, text: str) -> list[int]:
     """Character offsets where the tokenizer's pre-tokenizer starts a new piece."""
-    backend = vocab._backend
+    backend = vocab.backend
     if vocab.family == "tiktoken":
         import regex
 
         return [m.start() for m in regex.finditer(backend._pat_str, text)]
-    if vocab.family == "sentencepiece" and not hasattr(backend, "pre_tokenizer"):
+    if vocab.engine == "sentencepiece":
         # SentencePiece splits before each whitespace run (split_by_whitespace)
         return [i for i, ch in enumerate(text) if ch == " " and (i == 0 or text[i - 1] != " ")]
     normalized = backend.normalizer.normalize_str(text) if backend.normalizer is not None else text
@@ -82,10 +82,10 @@ def encode_many(vocab: ByteVocab, datas: Sequence[bytes]) -> list[list[int]]:
         except UnicodeDecodeError:
             out[i] = vocab.encode_raw(data)
     if texts:
-        backend = vocab._backend
+        backend = vocab.backend
         if vocab.family == "tiktoken":
             encoded = backend.encode_ordinary_batch(texts)
-        elif vocab.family == "sentencepiece" and not hasattr(backend, "encode_batch"):
+        elif vocab.engine == "sentencepiece":
             encoded = backend.encode(texts)
         else:
             encoded = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
@@ -126,7 +126,7 @@ def canonical_encode(vocab: ByteVocab, data: bytes) -> list[int]:
 
 def _glue(vocab: ByteVocab, text: str, partial: bytes) -> list[int] | None:
     probe = text + stand_in(partial)
-    backend = vocab._backend
+    backend = vocab.backend
     if vocab.family == "tiktoken":
         import regex
 
@@ -182,7 +182,7 @@ def stand_in(partial: bytes) -> str:
 # -- cuts inside a run of letters ----------------------------------------------------------------
 
 _RUN_MODELS = ("BPE", "Unigram")
-# a Sequence is judged by its parts (`vocab._walk` flattens it)
+# a Sequence is judged by its parts (`vocab.spec_parts` flattens it)
 _RUN_PRETOKENIZERS = ("ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "WhitespaceSplit")
 
 
@@ -195,7 +195,7 @@ def _hf_allows_letter_cuts(spec_json: str) -> bool:
     if model.get("type") not in _RUN_MODELS or model.get("dropout") or model.get("end_of_word_suffix") or \
             model.get("continuing_subword_prefix"):
         return False
-    return all(part.get("type") in _RUN_PRETOKENIZERS for part in _walk(spec.get("pre_tokenizer")))
+    return all(part.get("type") in _RUN_PRETOKENIZERS for part in spec_parts(spec.get("pre_tokenizer")))
 
 
 def letter_cuts_supported(vocab: ByteVocab) -> bool:
@@ -208,10 +208,10 @@ def letter_cuts_supported(vocab: ByteVocab) -> bool:
     """
     if vocab.family == "tiktoken":
         return True
-    backend = vocab._backend
-    if vocab.family == "sentencepiece" and not hasattr(backend, "to_str"):
+    backend = vocab.backend
+    if vocab.engine == "sentencepiece":
         return True  # sentencepiece.SentencePieceProcessor: BPE or Unigram, whitespace/script splits
-    if vocab.family in ("byte_bpe", "sentencepiece") and hasattr(backend, "to_str"):
+    if vocab.family in ("byte_bpe", "sentencepiece") and vocab.engine == "tokenizers":
         return _hf_allows_letter_cuts(backend.to_str())
     return False
 

@@ -16,12 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .exact import EOT, _pick
+from .exact import EOT, ByteModel, ByteState, ExactByteState, pick
 from .utf8 import utf8_allowed
 
 
 def generate_bytes(
-    bm,
+    bm: ByteModel,
     prefix: bytes,
     max_bytes: int = 128,
     temperature: float = 1.0,
@@ -29,7 +29,7 @@ def generate_bytes(
     seed: int | None = None,
     stop: Sequence[bytes] | bytes | None = None,
     utf8: bool = True,
-    state=None,
+    state: ByteState | None = None,
 ) -> bytes:
     """Continue `prefix` by up to `max_bytes` bytes; returns the new bytes only.
 
@@ -47,7 +47,8 @@ def generate_bytes(
     rng = random.Random(seed)
     state = bm.start(bytes(prefix)) if state is None else state
     data, out = bytes(prefix), bytearray()
-    speculate = hasattr(state, "sample_against") and temperature > 0 and top_p >= 1.0
+    exact = isinstance(state, ExactByteState)
+    speculate = exact and temperature > 0 and top_p >= 1.0
     draft, laws, j = b"", [], 0
     for _ in range(max_bytes):
         allowed = utf8_allowed(data) if utf8 else None
@@ -63,11 +64,11 @@ def generate_bytes(
                     draft = b""
             else:
                 byte = state.sample(rng.random(), temperature, top_p, allowed)
-        elif hasattr(state, "sample"):
+        elif exact:
             state.prefetch(state.likeliest_path())  # one batched call per token, not per byte
             byte = state.sample(rng.random(), temperature, top_p, allowed)
         else:
-            byte = _pick(state.logprobs(), rng.random(), temperature, top_p, allowed)
+            byte = pick(state.logprobs(), rng.random(), temperature, top_p, allowed)
         if byte == EOT:
             break
         state.advance(byte)
@@ -94,13 +95,13 @@ def check_sampling(max_bytes: int, temperature: float, top_p: float) -> None:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
-def sample_distribution(bm, prefix: bytes, draws: int, seed: int = 0, **kw) -> np.ndarray:
+def sample_distribution(bm: ByteModel, prefix: bytes, draws: int, seed: int = 0, **kw) -> np.ndarray:
     """Empirical next-slot frequencies from `draws` one-byte samples (a test helper)."""
     counts = np.zeros(257)
     rng = random.Random(seed)
     for _ in range(draws):
         state = bm.start(prefix)
         u = rng.random()
-        slot = state.sample(u, **kw) if hasattr(state, "sample") else _pick(state.logprobs(), u, **kw)
+        slot = state.sample(u, **kw) if isinstance(state, ExactByteState) else pick(state.logprobs(), u, **kw)
         counts[slot] += 1
     return counts / draws

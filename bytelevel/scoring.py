@@ -17,16 +17,16 @@ from typing import Iterable
 
 from .progress import progress as tqdm
 
-from .exact import EOT
+from .exact import EOT, ByteModel, ExactByteState
 
 LN2 = math.log(2.0)
 
 
-def _log_mass(state, end: bool) -> float:
-    return state.trunk_logp + (state._end_logmass() if end else state.log_prefix_mass())
+def _log_mass(state: ExactByteState, end: bool) -> float:
+    return state.trunk_logp + (state.log_end_mass() if end else state.log_prefix_mass())
 
 
-def score_bytes(bm, text: bytes, prefix: bytes = b"", end: bool = False, progress: bool | None = None) -> float:
+def score_bytes(bm: ByteModel, text: bytes, prefix: bytes = b"", end: bool = False, progress: bool | None = None) -> float:
     """log2 P(text | prefix), in bits (<= 0; with `end`, of text followed by end of text).
 
     The cost in bits is its negation; `bits_per_byte` divides that by the length.
@@ -37,8 +37,7 @@ def score_bytes(bm, text: bytes, prefix: bytes = b"", end: bool = False, progres
     state = bm.start(bytes(prefix))
     bar = tqdm(total=len(text), unit="B", unit_scale=True, disable=progress is False and True or
                (progress is None and len(text) < 4096), desc="scoring", leave=False)
-    exact = hasattr(state, "log_prefix_mass")
-    if exact:
+    if isinstance(state, ExactByteState):
         before = _log_mass(state, False)
         for i, byte in enumerate(text):
             if not state.ready():  # evaluate the next 32 bytes' sequences in one batched call
@@ -70,7 +69,7 @@ def bits_per_byte(model_or_bm, texts: Iterable[bytes], tokenizer=None, end: bool
     (wrapped in a `TokenByteModel`).
     """
     bm = model_or_bm
-    if not hasattr(bm, "start"):
+    if not isinstance(bm, ByteModel):
         if tokenizer is None:
             raise ValueError("bits_per_byte: pass tokenizer= with a token model, or a ByteModel")
         from .exact import TokenByteModel

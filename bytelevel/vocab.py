@@ -90,13 +90,14 @@ class ByteVocab:
     _byte_token: dict[int, int] = field(repr=False, default_factory=dict)
     name: str = ""
     _backend: Any = field(repr=False, default=None)  # the encoder object (pre-tokenizer access)
+    engine: str = ""  # the library behind `backend`: "tokenizers", "sentencepiece" or "tiktoken"
 
     # -- construction ---------------------------------------------------------------
     @classmethod
     def from_tokenizer(cls, tok: Any, name: str = "") -> "ByteVocab":
         """Read any supported tokenizer object (see the module docstring)."""
         kind = type(tok).__module__ + "." + type(tok).__name__
-        if hasattr(tok, "_mergeable_ranks") and hasattr(tok, "encode_single_token"):
+        if _is_tiktoken(tok):
             vocab = _from_tiktoken(tok)
         elif hasattr(tok, "serialized_model_proto") or kind.startswith("sentencepiece."):
             vocab = _from_sentencepiece(tok)
@@ -119,6 +120,12 @@ class ByteVocab:
     # -- the byte view ---------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.pieces)
+
+    @property
+    def backend(self) -> Any:
+        """The encoder object `engine` names (a `tokenizers.Tokenizer`, a SentencePiece processor or a
+        tiktoken `Encoding`): what pre-tokenizer-aware code (pretok.py) reads."""
+        return self._backend
 
     def token_bytes(self, token_id: int) -> bytes:
         """Bytes of `token_id`; a special token has none and raises."""
@@ -274,13 +281,13 @@ class ByteVocab:
 # -- Hugging Face tokenizers -------------------------------------------------------------
 
 
-def _walk(node: Any) -> list[dict]:
+def spec_parts(node: Any) -> list[dict]:
     """Flatten a tokenizers JSON component (Sequence or single) into its parts."""
     if not node:
         return []
     if node.get("type") == "Sequence":
         parts = node.get("normalizers") or node.get("pretokenizers") or node.get("decoders") or []
-        return [p for part in parts for p in _walk(part)]
+        return [p for part in parts for p in spec_parts(part)]
     return [node]
 
 
@@ -289,9 +296,9 @@ def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
 
     spec = json.loads(backend.to_str())
     model = spec["model"]
-    normalizers = _walk(spec.get("normalizer"))
-    pretoks = _walk(spec.get("pre_tokenizer"))
-    decoders = _walk(spec.get("decoder"))
+    normalizers = spec_parts(spec.get("normalizer"))
+    pretoks = spec_parts(spec.get("pre_tokenizer"))
+    decoders = spec_parts(spec.get("decoder"))
     types = {p["type"] for p in pretoks} | {d["type"] for d in decoders}
     byte_level = "ByteLevel" in types
     wordpiece = model["type"] in ("WordPiece", "WordLevel")
@@ -311,7 +318,7 @@ def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
             kept_norms.append(norm)
             lossy.append(f"normalizer {norm['type']}")
     nodummy_spec["normalizer"] = {"type": "Sequence", "normalizers": kept_norms} if kept_norms else None
-    for part in _walk(nodummy_spec.get("pre_tokenizer")):
+    for part in spec_parts(nodummy_spec.get("pre_tokenizer")):
         if part["type"] == "Metaspace":
             scheme = part.get("prepend_scheme", "always" if part.get("add_prefix_space", True) else "never")
             dummy = dummy or scheme != "never"
@@ -382,19 +389,7 @@ def _from_hf_backend(backend: Any, hf_tok: Any) -> ByteVocab:
     def encode_text(text: str) -> list[int]:
         return encoder.encode(text, add_special_tokens=False).ids
 
-    return ByteVocab(
-        pieces=pieces,
-        special=special,
-        family=family,
-        prefix_bytes=b" " if dummy else b"",
-        lossless=not lossy,
-        lossy_reason="; ".join(lossy),
-        bos_id=bos,
-        eos_id=eos,
-        _encode_text=encode_text,
-        _byte_token=byte_token,
-        _backend=encoder,
-    )
+    return _vocab(pieces, special, family, dummy, lossy, bos, eos, encode_text, byte_token, encoder, "tokenizers")
 
 
 # -- SentencePiece ------------------------------------------------------------------------
@@ -440,30 +435,40 @@ def _from_sentencepiece(sp: Any, hf: Any = None) -> ByteVocab:
 
     bos = sp.bos_id() if sp.bos_id() >= 0 else None
     eos = sp.eos_id() if sp.eos_id() >= 0 else None
-    return ByteVocab(
-        pieces=pieces,
-        special=special,
-        family="sentencepiece",
-        prefix_bytes=b" " if dummy else b"",
-        lossless=not lossy,
-        lossy_reason="; ".join(lossy),
-        bos_id=bos,
-        eos_id=eos,
-        _encode_text=encode_text,
-        _byte_token=byte_token,
-        _backend=encoder,
-    )
+    return _vocab(pieces, special, "sentencepiece", dummy, lossy, bos, eos, encode_text, byte_token, encoder,
+                  "sentencepiece")
+
+
+def _vocab(pieces: list[bytes | None], special: dict[int, str], family: str, dummy: bool, lossy: list[str],
+           bos: int | None, eos: int | None, encode_text: Callable[[str], list[int]], byte_token: dict[int, int],
+           backend: Any, engine: str) -> ByteVocab:
+    """A `ByteVocab` from what a reader found; `lossy` lists the reasons it is lossy (none: lossless)."""
+    return ByteVocab(pieces=pieces, special=special, family=family, prefix_bytes=b" " if dummy else b"",
+                     lossless=not lossy, lossy_reason="; ".join(lossy), bos_id=bos, eos_id=eos,
+                     _encode_text=encode_text, _byte_token=byte_token, _backend=backend, engine=engine)
 
 
 # -- tiktoken -----------------------------------------------------------------------------
 
 
+def _is_tiktoken(tok: Any) -> bool:
+    try:
+        import tiktoken
+    except ImportError:
+        return False
+    return isinstance(tok, tiktoken.Encoding)
+
+
 def _from_tiktoken(enc: Any) -> ByteVocab:
-    size = enc.n_vocab
-    pieces: list[bytes | None] = [None] * size
-    for raw, rank in enc._mergeable_ranks.items():
-        pieces[rank] = raw
-    special = {i: s for s, i in enc._special_tokens.items()}
+    """Token bytes from tiktoken's public `decode_single_token_bytes` (ids the rank file skips: None)."""
+    special = dict(sorted((enc.encode_single_token(s), s) for s in enc.special_tokens_set))
+    pieces: list[bytes | None] = [None] * enc.n_vocab
+    for i in range(enc.n_vocab):
+        if i not in special:
+            try:
+                pieces[i] = enc.decode_single_token_bytes(i)
+            except KeyError:  # an id the rank file leaves unused
+                pass
     byte_token = {p[0]: i for i, p in enumerate(pieces) if p is not None and len(p) == 1}
     eot = special and next((i for i, s in special.items() if s == "<|endoftext|>"), None)
 
@@ -482,4 +487,5 @@ def _from_tiktoken(enc: Any) -> ByteVocab:
         _encode_text=encode_text,
         _byte_token=byte_token,
         _backend=enc,
+        engine="tiktoken",
     )

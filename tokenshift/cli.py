@@ -590,6 +590,7 @@ def cmd_transplant(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Exact bits per byte of a text, beside the plain tokenization's bits per byte."""
+    from tokenshift.bytelevel.exact import TokenByteModel
     from tokenshift.bytelevel.scoring import plain_token_bits, score_bytes
 
     _check_model("model", args.model)
@@ -598,7 +599,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     bm = _byte_model(args.model)
     exact = -score_bytes(bm, text, progress=True)
     n = len(text)
-    if not hasattr(bm, "core"):  # a native byte model: no tokenization to compare with
+    if not isinstance(bm, TokenByteModel):  # a native byte model: no tokenization to compare with
         print(f"{name}: {n} bytes\n  exact bits/byte {exact / n:.4f}")
         return 0
     plain = plain_token_bits(bm, text)

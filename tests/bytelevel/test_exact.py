@@ -147,10 +147,10 @@ def test_normalised_and_incremental_equals_fresh(bpe_model, data):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=BYTES, u=st.floats(0, 1, exclude_max=True), temperature=st.sampled_from([0.0, 0.7, 1.0, 1.5]))
 def test_lazy_sampling_picks_what_the_full_distribution_picks(bpe_model, data, u, temperature):
-    from tokenshift.bytelevel.exact import _pick
+    from tokenshift.bytelevel.exact import pick
 
     lazy = bpe_model.start(data).sample(u, temperature)
-    full = _pick(bpe_model.next_byte_logprobs(data), u, temperature)
+    full = pick(bpe_model.next_byte_logprobs(data), u, temperature)
     assert lazy == full
 
 
@@ -376,7 +376,7 @@ def test_token_tree_matches_padded_batch_and_trunk_growth():
 def test_speculative_step_decides_as_the_exact_distribution_does(bpe_model, data, u, u_accept, u_residual,
                                                                   temperature, skew):
     """Keep-or-correct with lazily checked candidates == the same rule on the full distribution."""
-    from tokenshift.bytelevel.exact import _pick
+    from tokenshift.bytelevel.exact import pick
 
     state = bpe_model.start(data)
     draft, laws = state.propose(u, temperature)
@@ -391,7 +391,7 @@ def test_speculative_step_decides_as_the_exact_distribution_does(bpe_model, data
         want = draft[0]
     else:
         residual = np.maximum(p - law, 0.0)
-        want = _pick(torch.log(torch.from_numpy(residual)), u_residual)
+        want = pick(torch.log(torch.from_numpy(residual)), u_residual)
     assert got == want
 
 

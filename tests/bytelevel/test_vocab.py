@@ -231,6 +231,15 @@ def test_cl100k_token_bytes_match_tiktoken(get_vocab, get_tokenizer):
         assert vocab.token_bytes(i) == expected
 
 
+def test_cl100k_bytes_from_the_public_api_are_the_rank_file_bytes(get_vocab, get_tokenizer):
+    """ByteVocab reads tiktoken through `decode_single_token_bytes`; the rank table (private) agrees id for id."""
+    vocab, enc = get_vocab("cl100k"), get_tokenizer("cl100k")
+    ranks = {rank: raw for raw, rank in enc._mergeable_ranks.items()}
+    assert {i: p for i, p in enumerate(vocab.pieces) if p is not None} == ranks
+    assert vocab.special == {i: s for s, i in enc._special_tokens.items()}
+    assert vocab.engine == "tiktoken" and type(vocab.backend) is type(enc)
+
+
 def test_gpt2_token_bytes_match_decode(get_vocab, get_tokenizer):
     vocab, tok = get_vocab("gpt2"), get_tokenizer("gpt2")
     chars = gpt2_byte_chars()
