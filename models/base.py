@@ -21,6 +21,8 @@ from torch import nn
 
 from tokenshift.bytelevel.exact import EOT
 
+from . import registry
+
 BOS = 256  # input id that starts a document
 VOCAB = 257  # 256 bytes + BOS (inputs) / + end of text (outputs)
 FORMAT = 1
@@ -29,14 +31,12 @@ WEIGHTS_NAME = "model.safetensors"
 assert EOT == BOS == 256
 
 
-class PretrainedByteLM(nn.Module):
+class PretrainedByteLM(registry.Registered, nn.Module):
     """Base of `HATLM`, `ByteLM` and `FlexiTokensLM`: the `ByteModel` protocol and safetensors save/load.
 
-    Subclasses set `model_type`, `config_class` and implement `start(prefix)`.
+    Subclasses set `model_type`, `config_class` (which registers them, `registry.py`)
+    and implement `start(prefix)`.
     """
-
-    model_type = ""
-    config_class: type = object
 
     def __init__(self, config: Any):
         super().__init__()
@@ -143,13 +143,17 @@ def is_native(path: str | Path) -> bool:
 
 
 def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> PretrainedByteLM:
-    """Any saved native model (HAT, ByteLM, FLEXITOKENS), by the type its config names."""
-    from .bytelm import ByteLM
-    from .flexitokens import FlexiTokensLM
-    from .hat import HATLM
+    """Any saved native model (HAT, ByteLM, FLEXITOKENS), by the type its config names.
 
-    kinds = {cls.model_type: cls for cls in (HATLM, ByteLM, FlexiTokensLM)}
+    The registry is full here: importing this module ran `tokenshift.models/__init__.py` first.
+    """
+    kinds = native_types()
     kind = read_meta(path)["tokenshift_model"]
     if kind not in kinds:
         raise ValueError(f"unknown model type {kind!r} in {path}; known: {', '.join(kinds)}")
     return kinds[kind].from_pretrained(path, device)
+
+
+def native_types() -> dict[str, type[PretrainedByteLM]]:
+    """model_type -> class of the registered models saved in our own format (TokenLM saves an HF folder)."""
+    return {kind: cls for kind, cls in registry.MODELS.items() if issubclass(cls, PretrainedByteLM)}

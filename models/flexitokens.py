@@ -1,41 +1,15 @@
-"""FLEXITOKENS: a byte LM that learns where its segments end (Owodunni et al. 2025), and the binomial
-(dynamic token pooling, Nawrot et al. 2023) baseline: one model, two boundary losses.
+"""FLEXITOKENS (Owodunni et al. 2025) and its baseline, dynamic token pooling (Nawrot et al. 2023):
+a byte LM that learns where its segments end; one model, two boundary losses.
 
-bytes ─► byte layers ─► boundary predictor (MLP; Gumbel-sigmoid, temperature 0.5, hard
-threshold 0.5, straight-through) ─► mean-pool each segment (a boundary *starts* a segment;
-every document's segments come after a learned null group) ─► backbone over segments ─►
-each byte adds the backbone output of the segment *before* its own (plus the residual of its
-byte-layer state) ─► byte layers ─► next byte or end of text.
-
-A byte's boundary is decided from bytes up to and including it, and the segment it reads
-closed before it, so nothing after a byte reaches its output (`tests/models/test_flexitokens.py`
-checks it). Training adds a boundary loss to the byte cross-entropy (weight 1):
-
-- `hinge` (FLEXITOKENS): relu(p̂ − α) + relu(α − λσ − p̂), zero for a boundary rate p̂ in
-  [α − λσ, α]: the model may compress more than the prior α by up to λσ, never less.
-- `binomial` (Nawrot): −log Binomial(Σb; T, α) / T, which pins p̂ to α.
-
-α, σ are per language (`priors`, language -> (α, σ)); the first entry is the default, used
-for batches without language tags and for languages the mapping does not name. `TextData`
-packs each language into its own rows and tags each row; `LitLM` turns the data's language
-ids into rows of `priors` (`prior_index`), so one batch can mix languages, each with its prior. p̂ is measured per document (BOS and
-padding excluded) and the per-document losses are averaged weighted by their byte counts.
-Generation is cached: byte layers step every byte, the backbone once per closed segment
-(the anchors ship no generation).
-
-Boundaries outside training (`eval_boundaries`). Training draws fresh logistic noise g per
-byte, so a boundary is sigmoid((logit + g) / τ) > 0.5, i.e. logit + g > 0: a Bernoulli draw
-with p = sigmoid(logit). Nawrot's `hourglass.py` (which FLEXITOKENS builds on) samples in
-evaluation too, so the default, `"sampled"`, keeps that distribution but makes the noise a
-fixed function of (`eval_seed`, the byte's position in its document) (`position_noise`):
-the full forward, cached generation and every repeated score see the same boundaries, and
-the model stays an exact, autoregressive ByteModel. `"threshold"` drops the noise
-(sigmoid(logit / τ) > 0.5, i.e. logit > 0): reproducible too, but a predictor that learned a
-rate α < 0.5 without confident logits (p ≈ α everywhere) then makes no boundaries at all
-(a 150-step tiny run: 0.21 sampled in training, 0.0 thresholded), so bits per byte and
-compression would be measured on a segmentation the model never trained on. Written from the formulas in the papers; the anchors' code has no licence and was not copied.
-Blocks are Llama-style (`layers.py`, RMSNorm instead of the papers' post-LayerNorm
-Transformer-XL). Not here: several predictors per script, entropy/unigram supervision.
+Byte layers feed a boundary predictor (Gumbel-sigmoid, straight-through); segments are mean-pooled
+for a backbone over segments, and each byte reads the segment closed before its own, so nothing
+after a byte reaches its output and the model is an exact, cached ByteModel. `hinge` lets the
+boundary rate fall below the language's prior α by up to λσ (compress more, never less);
+`binomial` pins it to α. Outside training the default `eval_boundaries="sampled"` keeps the noise,
+fixed per (seed, position), because a predictor trained with noise may make no boundaries without
+it; `"threshold"` drops it. Written from the papers (their code has no licence and was not copied),
+with the Llama-style blocks of `layers.py` instead of their post-LayerNorm Transformer-XL.
+Not here: several predictors per script, entropy/unigram supervision.
 """
 from __future__ import annotations
 

@@ -24,35 +24,39 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from . import registry
 from .base import VOCAB
-from .bytelm import ByteLM, ByteLMConfig
-from .flexitokens import FlexiTokensConfig, FlexiTokensLM
-from .hat import HATConfig, HATLM
 from .packing import IGNORE
 from .tokenlm import TokenLM, TokenLMConfig
 
 LN2 = math.log(2.0)
 
+# LightningCLI reads `config: ModelConfig` to check a YAML's class_path and init_args (Any would
+# check nothing); the registry is full, as the package's __init__ ran before this module.
+ModelConfig = Union[tuple(registry.config_classes())]
+
 
 def build_model(config: Any, tokenizer: Any = None) -> torch.nn.Module:
     """The model a config describes (a TokenLM needs the tokenizer its data uses)."""
-    if isinstance(config, HATConfig):
-        return HATLM(config)
-    if isinstance(config, ByteLMConfig):
-        return ByteLM(config)
-    if isinstance(config, FlexiTokensConfig):
-        return FlexiTokensLM(config)
-    if isinstance(config, TokenLMConfig):
-        if tokenizer is None:
-            raise ValueError("a TokenLM needs its tokenizer: train it with TextData(stream='tokens') "
-                             "or pass tokenizer=")
-        return TokenLM(config, tokenizer)
-    raise TypeError(f"unknown model config {type(config).__name__}; use HATConfig, FlexiTokensConfig, ByteLMConfig "
-                    "or TokenLMConfig")
+    cls = registry.model_for(config)
+    if cls is None:
+        raise TypeError(f"unknown model config {type(config).__name__}; use {_config_names()}")
+    if not cls.needs_tokenizer:
+        return cls(config)
+    if tokenizer is None:
+        raise ValueError(f"a {cls.__name__} needs its tokenizer: train it with TextData(stream='tokens') "
+                         "or pass tokenizer=")
+    return cls(config, tokenizer)
+
+
+def _config_names() -> str:
+    """'HATConfig, FlexiTokensConfig, ByteLMConfig or TokenLMConfig': the registered configs."""
+    *rest, last = [c.__name__ for c in registry.config_classes()]
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 class LitLM(L.LightningModule):
-    def __init__(self, config: Union[HATConfig, FlexiTokensConfig, ByteLMConfig, TokenLMConfig], lr: float = 3e-3,
+    def __init__(self, config: ModelConfig, lr: float = 3e-3,
                  min_lr_ratio: float = 0.1, warmup_steps: int = 100, weight_decay: float = 0.1,
                  betas: tuple[float, float] = (0.9, 0.95), tokenizer: Any = None):
         super().__init__()
@@ -204,4 +208,4 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 # checkpoints hold the config dataclasses in their hyperparameters: let `torch.load(weights_only=True)` read them
-torch.serialization.add_safe_globals([HATConfig, FlexiTokensConfig, ByteLMConfig, TokenLMConfig])
+torch.serialization.add_safe_globals(registry.config_classes())

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .layers import _hidden, segments_from_bos
+from .registry import Registered
 
 FIM_SPECIALS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
 DOC = "<|endoftext|>"  # starts and ends every document (GPT-2 convention; bytelevel starts documents after it)
@@ -63,10 +64,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, fim: bool = False) ->
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=DOC, eos_token=DOC)
 
 
-class TokenLM(nn.Module):
+class TokenLM(Registered, nn.Module):
     """An HF `LlamaForCausalLM` plus its tokenizer; `forward` reads packed rows like the byte models."""
 
     model_type = "tokenlm"
+    config_class = TokenLMConfig
+    needs_tokenizer = True
 
     def __init__(self, config: TokenLMConfig, tokenizer: Any, hf_model: Any = None):
         super().__init__()
