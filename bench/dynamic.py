@@ -46,7 +46,7 @@ TARGET = {"reduction": 0.25, "bpb_cost": 0.02}
 
 def documents(lang: str) -> list[bytes]:
     """The documents of `lang`.valid.txt (`models.data.split_documents`: blank lines, `# file:` headers for code)."""
-    from tokenshift.models.data import split_documents  # imports lightning: only for the prompt table
+    from tokenshift.common.packing import split_documents
 
     text = (shared_data_dir() / f"{lang}.valid.txt").read_text(encoding="utf-8")
     return [d.encode("utf-8") for d in split_documents(text)]

@@ -38,7 +38,7 @@ from tokenshift.models.bytelm import ByteLMConfig
 from tokenshift.models.data import TextData
 from tokenshift.models.hat import HATConfig
 from tokenshift.models.lit import LN2, LitLM
-from tokenshift.models.packing import pack
+from tokenshift.common.packing import pack
 from tokenshift.models.splitter import split_words
 from tokenshift.models.tokenlm import TokenLM, TokenLMConfig
 from tokenshift.results import write_result

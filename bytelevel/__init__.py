@@ -1,6 +1,6 @@
 """tokenshift.bytelevel: the byte view of any tokenizer and exact byte-level probabilities.
 
-Imports none of tokenshift's other packages (see DESIGN.md).
+Imports none of tokenshift's other packages (docs/ARCHITECTURE.md).
 """
 from .exact import EOT, ByteModel, ByteState, TokenByteModel
 from .sampling import generate_bytes

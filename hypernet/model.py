@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokenshift.bytelevel import ByteVocab
+from tokenshift.bytelevel.decompose import Decomposer
 from tokenshift.bytelevel.progress import progress as progress_bar
-
-from .decompose import Decomposer
 
 FORMAT = "tokenshift-hypernet"
 VERSION = 1

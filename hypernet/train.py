@@ -52,7 +52,7 @@ from .sampling import TokenizerSampler
 
 def load_base(base_model: str, base_tokenizer: Optional[str] = None) -> tuple[Any, Any]:
     """(model, tokenizer): `smollm2`, or a local HF model folder (tokenizer from `base_tokenizer` or the folder)."""
-    from tokenshift.assets import load_model, load_tokenizer
+    from tokenshift.common.assets import load_model, load_tokenizer
 
     model, tok = load_model(base_model)
     if base_tokenizer:
@@ -373,7 +373,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     exported hypernet follow `--trainer.default_root_dir`; `--ckpt_path last` resumes only that
     run), and the training text is checked before the base model loads.
     """
-    from tokenshift.models.train import RunFolderCLI, build_cli
+    from tokenshift.common.training import RunFolderCLI, build_cli
 
     class HyperNetCLI(RunFolderCLI):
         run_name = "hypernet"

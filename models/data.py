@@ -5,7 +5,7 @@ for the languages asked for, or any UTF-8 text files; on a machine without
 the corpus, `en` and `code` fall back on the built-in texts (`builtin:en`,
 `builtin:code`, see `bytelevel/corpus.py`) and it says so. Documents are split as
 the shared data's README says (blank lines; `# file:` headers for code), then
-packed without leakage across documents (`packing.py`). Byte streams need
+packed without leakage across documents (`tokenshift.common.packing`). Byte streams need
 nothing else; token streams use a byte-level BPE, trained here on the same
 training text when `tokenizer` names a folder that does not exist yet, and can
 be rewritten for fill-in-the-middle (`fim_rate`, `fim.py`).
@@ -32,21 +32,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tokenshift.bytelevel.corpus import BUILTIN_PREFIX, BUILTIN_TEXTS, resolve_text, shared_data_dir
 
+from tokenshift.common.batches import Rows, StepBatches  # noqa: F401  (re-exported: the data's batching)
+from tokenshift.common.packing import pack, split_documents  # noqa: F401  (re-exported)
+
 from .base import BOS
 from .fim import FimTokens, fim_document
-from .packing import pack
-
-CODE_HEADER = re.compile(r"\n\n(?=# file: )")
-
-
-def split_documents(text: str) -> list[str]:
-    """Documents of a shared-data file: `# file:` headers for code, else blank lines."""
-    text = text.rstrip("\n")
-    if not text:
-        return []
-    docs = CODE_HEADER.split(text) if text.startswith("# file: ") else text.split("\n\n")
-    return [d for d in docs if d]
-
 
 def take_bytes(docs: list[str], limit: int | None) -> list[str]:
     """Whole documents from the start until `limit` UTF-8 bytes; the last one cut (between characters)."""
@@ -87,25 +77,6 @@ def line_spans(text: str, max_chars: int) -> list[str]:
     return spans + [cur] if cur else spans
 
 
-class Rows(Dataset):
-    """Packed rows held in memory: (inputs, targets), (N, T) each, and optionally a language id per row (N,)."""
-
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, languages: np.ndarray | None = None):
-        self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
-        self.languages = None if languages is None else torch.from_numpy(np.asarray(languages, dtype=np.int64))
-        if self.languages is not None and self.languages.shape != (len(self.inputs),):
-            raise ValueError(f"one language id per row: {len(self.inputs)} rows, {tuple(self.languages.shape)} ids")
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"input": self.inputs[i], "target": self.targets[i]}
-        if self.languages is not None:
-            item["language"] = self.languages[i]
-        return item
-
-
 def pack_languages(ids: dict[str, list[list[int]]], names: list[str], bos: int, eot: int, seq_len: int) -> Rows:
     """Rows of every language's documents, packed per language (a row never mixes two) and tagged
     with the language's index in `names`."""
@@ -116,41 +87,6 @@ def pack_languages(ids: dict[str, list[list[int]]], names: list[str], bos: int, 
     targets = np.concatenate([p[0][1] for p in parts])
     languages = np.concatenate([np.full(len(p[0][0]), p[1], dtype=np.int64) for p in parts])
     return Rows(inputs, targets, languages)
-
-
-class StepBatches(Sampler[list[int]]):
-    """Endless batches of row indices: epoch e is a permutation seeded by (seed, e); starts at batch `start`.
-
-    Under data parallelism (`world_size` > 1) step b's global batch is the next `batch_size * world_size`
-    indices of that stream and rank r takes the r-th slice: ranks see disjoint rows, the stream does not
-    depend on the rank, and resuming at step b is the same `start` on every rank. (Lightning cannot
-    inject its DistributedSampler into a batch sampler; `tokenshift train` sets `use_distributed_sampler`
-    off and `TextData` passes the rank.)
-    """
-
-    def __init__(self, n_rows: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
-        self.n, self.batch_size, self.seed, self.start = n_rows, batch_size, seed, start
-        self.rank, self.world_size = rank, world_size
-
-    def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        size = self.batch_size * self.world_size
-        b = self.start
-        while True:
-            epoch, offset = divmod(b * size, self.n)
-            order = self._order(epoch)
-            idx = []
-            while len(idx) < size:  # a batch may run into the next epoch
-                take = order[offset : offset + size - len(idx)]
-                idx += take.tolist()
-                epoch, offset = epoch + 1, 0
-                order = self._order(epoch)
-            yield idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
-            b += 1
 
 
 class TextData(L.LightningDataModule):

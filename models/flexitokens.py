@@ -268,7 +268,7 @@ class FlexiTokensLM(PretrainedByteLM):
         """
         B, T = ids.shape
         if not bool((ids[:, 0] == BOS).all()):
-            raise ValueError(f"every row must start with BOS ({BOS}); pack documents with models.packing.pack")
+            raise ValueError(f"every row must start with BOS ({BOS}); pack documents with tokenshift.common.packing.pack")
         segments, positions = segments_from_bos(ids, BOS)
         start = ids == BOS
         h = self.encode(ids, positions, causal_segment_mask(segments))

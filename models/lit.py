@@ -24,9 +24,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from tokenshift.common.packing import IGNORE
+from tokenshift.common.training import lr_factor  # noqa: F401  (re-exported)
+
 from . import registry
 from .base import VOCAB
-from .packing import IGNORE
 from .tokenlm import TokenLM, TokenLMConfig
 
 LN2 = math.log(2.0)
@@ -192,19 +194,6 @@ class LitLM(L.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, hp.warmup_steps, total,
                                                                               hp.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Multiplier of the base lr: linear warmup over `warmup` steps, cosine to `min_ratio` at `total`.
-
-    Example: warmup 10, total 110, min 0.1: step 0 -> 0.1, step 10 -> 1.0, step 60 -> 0.55, step 110 -> 0.1.
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    if total is None or total <= warmup:
-        return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 # checkpoints hold the config dataclasses in their hyperparameters: let `torch.load(weights_only=True)` read them

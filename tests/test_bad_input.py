@@ -340,3 +340,19 @@ def test_previous_output_marker_is_json(tmp_path):
     with StagedOutput(out) as staging:
         staging.commit()
     assert json.loads((out / MARKER).read_text())["written_by"] == "tokenshift transplant"
+
+
+def test_recovery_text_argument_is_a_path_or_the_text_never_a_guess(tmp_path):
+    """A str names a file; text itself comes as bytes or a list. Text passed as a str is refused with the fix
+    (it used to reach the file system: `OSError: File name too long`)."""
+    from tokenshift.transplant.finetune import _read_texts
+
+    with pytest.raises(ValueError, match=r"as a list \(\[text\]\) or as bytes"):
+        _read_texts(TEXT)
+    assert _read_texts(TEXT.encode()) == [TEXT]
+    assert _read_texts([TEXT, TEXT.encode()]) == [TEXT, TEXT]
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    assert _read_texts(str(path)) == _read_texts(path) == [TEXT]
+    with pytest.raises(FileNotFoundError):
+        _read_texts(str(tmp_path / "missing.txt"))

@@ -137,7 +137,7 @@ def pack_pairs(teacher_vocab: ByteVocab, student_vocab: ByteVocab, texts: list[s
     stats); a row holds `s_ids`, `s_chunk` (-1 for start and padding), `t_ids`,
     `t_chunk`, `seg_end` (per chunk: the last chunk of a piece).
     """
-    from tokenshift.models.data import split_documents
+    from tokenshift.common.packing import split_documents
 
     sp, tp = student_vocab.pieces, teacher_vocab.pieces
     s_start, t_start = student_vocab.start_id, teacher_vocab.start_id
@@ -398,7 +398,7 @@ def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, stude
     """Distil `teacher` (the original model, `teacher_tokenizer`) into `student` (the transplanted model,
     `student_tokenizer`) with ALM for `steps` steps on `text`; the student is trained in place.
 
-    `text`: bytes, a str, a UTF-8 text file path, or a list of texts. Trains the
+    `text`: a UTF-8 text file path (str or Path), the text as bytes, or a list of texts. Trains the
     student's input embeddings and LM head (`train_embeddings`; only the rows
     transplant() estimated with `train_new_rows_only`, read from
     `student.transplant_report` or `copied_rows`) and, with `lora_rank` > 0,
@@ -408,8 +408,8 @@ def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, stude
     losses, alm_losses, seconds, settings); it is also stored as
     `student.transplant_report.distill` when the student has a report.
     """
-    from tokenshift.models.data import StepBatches
-    from tokenshift.models.train import MetricsLog
+    from tokenshift.common.batches import StepBatches
+    from tokenshift.common.training import MetricsLog
 
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps: expected a positive number of training steps, got {steps!r}")

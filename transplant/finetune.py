@@ -15,27 +15,20 @@ Training (a LightningModule and `lightning.Trainer`, `max_steps` = steps):
   zero decay, Adam's update of a row is exactly zero, so masked rows stay
   bit-identical.
 - Linear warmup over 10% of the steps, then cosine to 10% of the learning
-  rate (`models.lit.lr_factor`, the schedule of every model trained here).
-  Neither the ReTok nor the TokenAdapt paper publishes a recipe for this step
-  (TokenAdapt's point is to need less of it);
-  warmup keeps Adam's first, badly-scaled steps from wrecking the
-  transplanted rows, and the cosine tail lets a short, fixed budget settle
-  instead of ending on a full-size step.
-- Gradient clipping at norm 1.0; the default learning rate is 1e-4. With a
-  tied head every row gets a softmax gradient, and Adam turns even a tiny
-  gradient into a step of about the learning rate, so a short run on one
-  language also moves the rows of tokens the text never uses — including the
-  rows copied exactly from the old model. Measured on CPU
-  (`bench/transplant.py --finetune-steps 28`, SmolLM2 -> GPT-2, 4 x 128
-  tokens of English a step; excess bits per byte recovered on en / code):
-  every row at 1e-3 -0.7% / -13.8% (worse than no finetune); every row at
-  1e-4 +12.5% / +5.5%; only the new rows (`train_new_rows_only`) at 1e-3
-  +13.4% / +5.6%; 120 steps of the new rows at 1e-3 +9.0% / +3.6%.
+  rate (`common.training.lr_factor`, the schedule of every model trained here).
+  Neither ReTok nor TokenAdapt publishes a recipe for this step; warmup keeps
+  Adam's first, badly-scaled steps from wrecking the transplanted rows, and
+  the cosine tail lets a short, fixed budget settle instead of ending on a
+  full-size step.
+- Gradient clipping at norm 1.0; default learning rate 1e-4. With a tied
+  head every row gets a softmax gradient and Adam turns even a tiny one into
+  a step of about the learning rate, so a larger rate also moves the rows
+  copied exactly from the old model (the README's recovery table measures it).
 - Data: the text is cut into documents (blank lines, `# file:` headers:
-  `models.data.split_documents`), encoded canonically, and packed into rows
+  `common.packing.split_documents`), encoded canonically, and packed into rows
   of `block_size` ids, each piece after the document start token
   (`<|endoftext|>`, as `token_bits_per_byte` reads texts), drawn by the
-  project's seeded endless shuffle (`models.data.StepBatches`). A HF model
+  project's seeded endless shuffle (`common.batches.StepBatches`). A HF model
   attends across the documents packed in one row, as usual causal-LM packing
   does. Logits are cut to the tokenizer's ids, so padded rows (a matrix
   longer than the vocabulary) get no gradient and stay untouched.
@@ -87,8 +80,14 @@ def row_mask(n_rows: int, vocab_size: int, frozen: Sequence[int] = ()) -> torch.
 
 
 def _read_texts(texts_or_path: Any) -> list[str]:
-    from tokenshift.data import read_text_bytes
+    """A str or Path names a file; bytes or a list hold the text itself (never a guess between the two)."""
+    from tokenshift.bytelevel.corpus import read_text_bytes
 
+    if isinstance(texts_or_path, str) and ("\n" in texts_or_path or len(texts_or_path) > 4096):
+        raise ValueError(f"a str here names a text file, and this one looks like text ({len(texts_or_path):,} "
+                         "characters): pass the text itself as a list ([text]) or as bytes")
+    if isinstance(texts_or_path, (bytes, bytearray)):
+        return [bytes(texts_or_path).decode("utf-8")]
     if isinstance(texts_or_path, (str, Path)):
         return [read_text_bytes(texts_or_path).decode("utf-8")]
     if isinstance(texts_or_path, (list, tuple)) and texts_or_path:
@@ -110,8 +109,7 @@ def copied_rows_of(report: Any) -> list[int]:
 
 def pack_text(vocab: ByteVocab, texts: list[str], block_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets), (N, block_size) each: the texts' documents, encoded and packed after the start token."""
-    from tokenshift.models.data import split_documents
-    from tokenshift.models.packing import pack
+    from tokenshift.common.packing import pack, split_documents
 
     docs = []
     for text in texts:
@@ -132,7 +130,7 @@ def recovery_base():
     heavy import, so the class is made on first use, once)."""
     import lightning as L
 
-    from tokenshift.models.lit import lr_factor
+    from tokenshift.common.training import lr_factor
 
     class RecoveryModule(L.LightningModule):
         """AdamW (0.9, 0.95) without weight decay on the parameters that require grad; warmup then cosine."""
@@ -159,7 +157,7 @@ def _module_class():
     """The LM-loss LightningModule, defined on first use."""
     import torch.nn.functional as F
 
-    from tokenshift.models.packing import IGNORE
+    from tokenshift.common.packing import IGNORE
 
     class EmbeddingFinetune(recovery_base()):
         """Next-token cross-entropy of a HF causal LM whose trainable parameters are set by the caller."""
@@ -246,7 +244,7 @@ def run_recovery(model: Any, module: Any, loader: Any, steps: int, masks: dict, 
     """
     import lightning as L
 
-    from tokenshift.models.train import ExportPretrained, MetricsLog
+    from tokenshift.common.training import ExportPretrained, MetricsLog
 
     with kept_state(model):
         hooks = []
@@ -296,7 +294,7 @@ def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: i
     the settings. The summary is also stored in `model.transplant_report.finetune`
     when the model has a report.
     """
-    from tokenshift.models.data import Rows, StepBatches
+    from tokenshift.common.batches import Rows, StepBatches
 
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps: expected a positive number of training steps, got {steps!r}")

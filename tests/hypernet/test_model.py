@@ -82,7 +82,7 @@ def test_surface_forms_truncate_to_max_pieces_and_use_fallback_when_empty(base):
 
 
 def test_decomposition_is_the_same_as_the_transplant_heuristics(base, other_tokenizer):
-    """One decomposition serves FVT, TokenAdapt and the hypernet (tokenshift.hypernet.decompose)."""
+    """One decomposition serves FVT, TokenAdapt and the hypernet (tokenshift.bytelevel.decompose)."""
     from tokenshift.transplant.heuristics import Source
 
     model, tok = base

@@ -405,7 +405,7 @@ def test_trained_hinge_model_settles_inside_its_band():
     """150 steps on a small corpus (α 0.25, σ 0.02, λ 3: band [0.19, 0.25]): the sampled boundary rate
     (training mode, as the loss sees it) ends inside the band. Seeded, so it is the same run every time.
     In eval mode the default fixed-noise sampling keeps about that rate; thresholding loses it."""
-    from tokenshift.models.packing import pack
+    from tokenshift.common.packing import pack
 
     torch.manual_seed(0)
     model = FlexiTokensLM(FlexiTokensConfig(d_byte=32, d_backbone=48, n_pre=1, n_backbone=1, n_post=1,

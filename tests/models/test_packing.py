@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenshift.models.data import StepBatches, TextData, line_spans, split_documents, take_bytes
-from tokenshift.models.packing import IGNORE, pack
+from tokenshift.common.packing import IGNORE, pack
 
 BOS = 99
 

@@ -22,7 +22,7 @@ from tokenshift.models.base import load_pretrained
 from tokenshift.models.data import Rows
 from tokenshift.models.hat import HATConfig
 from tokenshift.models.lit import LitLM, lr_factor
-from tokenshift.models.packing import pack
+from tokenshift.common.packing import pack
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Der schnelle braune Fuchs springt über den "
         "faulen Hund. Быстрая лиса.").encode()

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.hypernet.decompose import Decomposer
+from tokenshift.bytelevel.decompose import Decomposer
 
 from ..aux import Embedder, token_text
 
@@ -50,7 +50,7 @@ class Source:
         return np.asarray(self.aux([token_text(p) for p in pieces]), dtype=np.float32)
 
     def decompose(self, piece: bytes) -> list[int]:
-        """The old tokenizer's ids for a new token's bytes (see `tokenshift.hypernet.decompose`)."""
+        """The old tokenizer's ids for a new token's bytes (see `tokenshift.bytelevel.decompose`)."""
         if self._decomposer is None:
             self._decomposer = Decomposer(self.old, self.rows_in.shape[0])
         return self._decomposer(piece)

@@ -1,4 +1,6 @@
-"""Pack documents into fixed-length training rows, with no attention across documents.
+"""Documents -> fixed-length training rows, with no attention across documents.
+
+Used by `models` (training from scratch) and `transplant` (finetune, distillation), so it lives in `common`.
 
 Every piece of a document in a row starts with BOS, and the models mask
 attention by the segments BOS starts (`layers.segments_from_bos`), so packing
@@ -9,11 +11,22 @@ is also what it sees when asked to continue such text.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
 
 IGNORE = -100  # target of padding (cross-entropy skips it)
+CODE_HEADER = re.compile(r"\n\n(?=# file: )")
+
+
+def split_documents(text: str) -> list[str]:
+    """Documents of a shared-data file: `# file:` headers for code, else blank lines."""
+    text = text.rstrip("\n")
+    if not text:
+        return []
+    docs = CODE_HEADER.split(text) if text.startswith("# file: ") else text.split("\n\n")
+    return [d for d in docs if d]
 
 
 def pack(docs: Iterable[Sequence[int]], bos: int, eot: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

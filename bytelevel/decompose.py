@@ -8,15 +8,14 @@ give ids that have no embedding row (an added token past the matrix, an id
 the tokenizer never produces), the bytes are split longest-first over the
 tokens that do have rows. A byte no old token spells is left out.
 
-Lives here, not in `transplant`, because `hypernet` may not import
-`transplant` (dependency order transplant -> hypernet -> bytelevel);
-`transplant.heuristics.Source.decompose` calls it.
+Lives in `bytelevel` because it is byte maths over a vocabulary and both
+`transplant` (its heuristics) and `hypernet` use it.
 """
 from __future__ import annotations
 
-from tokenshift.bytelevel import ByteVocab
-from tokenshift.bytelevel.trie import TokenTrie
-from tokenshift.bytelevel.utf8 import utf8_runs
+from .trie import TokenTrie
+from .utf8 import utf8_runs
+from .vocab import ByteVocab
 
 
 class Decomposer:
