@@ -183,7 +183,7 @@ def main() -> None:
     model, tok = load_model("smollm2")
     embedders = {"fvt": HeuristicEmbedder(model, tok, method="mean")}
     if not args.quick:
-        from tokenshift.transplant.aux import AuxEmbedder
+        from tokenshift.transplant.auxiliary import AuxEmbedder
 
         embedders["tokenadapt"] = HeuristicEmbedder(model, tok, method="tokenadapt", aux_embedder=AuxEmbedder())
     hypernet_note = None

@@ -181,7 +181,7 @@ def start_mapping(model, old_rows, old_vocab: ByteVocab, new_vocab: ByteVocab) -
 
 def peer_command(row: str, pair: str, base_dir: Path, donor_dir: Path | None, target_dir: Path, out: Path,
                  only: Path | None) -> list[str]:
-    from tokenshift.transplant.aux import minilm_dir
+    from tokenshift.transplant.auxiliary import minilm_dir
 
     python = str(PEERS_DIR / PEER_ROWS[row] / "bin" / "python")
     if row == "tokenadapt_ref":

@@ -295,7 +295,7 @@ def test_aux_cache_is_keyed_by_content_and_survives_a_truncated_file(tiny_embedd
 
     import numpy as np
 
-    import tokenshift.transplant.aux as aux
+    import tokenshift.transplant.auxiliary as aux
 
     monkeypatch.setattr(aux, "CACHE", tmp_path / "cache")
     strings = ["hello", "world", "Grüße", "ab"]
@@ -318,7 +318,7 @@ def test_aux_cache_writes_are_atomic(tmp_path, monkeypatch):
     """A writer killed mid-write (simulated: np.save raises) leaves no cache file and no temp file."""
     import numpy as np
 
-    import tokenshift.transplant.aux as aux
+    import tokenshift.transplant.auxiliary as aux
 
     target = tmp_path / "c" / "x.npy"
 

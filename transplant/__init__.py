@@ -2,7 +2,7 @@
 embedding/head recovery finetuning, dynamic tokenization and ANN output vocabularies (FAISS is imported only when an index is built)."""
 from .ann import AnnVocabulary
 from .api import ALL_METHODS, DONOR_METHODS, METHODS, TRAINED_METHODS, TransplantReport, save_transplant, transplant
-from .aux import AuxEmbedder
+from .auxiliary import AuxEmbedder
 from .dynamic import DynamicTokenizer, HeuristicEmbedder, score_dynamic
 from .distill import distill_transplant
 from .finetune import finetune_embeddings

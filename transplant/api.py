@@ -40,7 +40,7 @@ from tokenshift.bytelevel import ByteVocab
 from tokenshift.common import specials
 
 from . import heuristics
-from .aux import AuxEmbedder, Embedder
+from .auxiliary import AuxEmbedder, Embedder
 
 # the registry of method names (the CLI offers ALL_METHODS)
 METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus", "omp-aux")  # need only the model and tokenizers

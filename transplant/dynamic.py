@@ -190,7 +190,7 @@ def _merge(symbols: tuple[int, ...], pair: tuple[int, int], merged: int) -> tupl
 class HeuristicEmbedder:
     """New tokens' rows from a transplant heuristic over the base model's rows (default FVT mean).
 
-    `method`: "mean" (FVT) or "tokenadapt" (needs `aux_embedder`, see transplant.aux).
+    `method`: "mean" (FVT) or "tokenadapt" (needs `aux_embedder`, see transplant.auxiliary).
     """
 
     def __init__(self, model: Any, tokenizer: Any, method: str = "mean", aux_embedder: Any = None):

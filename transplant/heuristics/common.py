@@ -9,7 +9,7 @@ import torch
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.decompose import Decomposer
 
-from ..aux import Embedder, token_text
+from ..auxiliary import Embedder, token_text
 
 
 CHUNK = 4096  # new tokens per step of the (n, pieces, dim) computations
