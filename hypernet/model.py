@@ -333,7 +333,8 @@ class HyperNetwork(nn.Module):
             raise ValueError(f"hypernetwork format version {version} in {folder}; this tokenshift reads {VERSION}")
         config = HyperNetConfig(**raw)
         tensors = load_file(str(folder / "model.safetensors"))
-        net = cls(config, tensors.pop("rows_in"), tensors.pop("rows_out", None), load_tokenizer(folder / "base_tokenizer"))
+        base_tokenizer = load_saved_tokenizer(folder / "base_tokenizer")
+        net = cls(config, tensors.pop("rows_in"), tensors.pop("rows_out", None), base_tokenizer)
         net.load_state_dict(tensors)
         return net.to(device).eval()
 
@@ -363,7 +364,8 @@ def save_tokenizer(tok: Any, folder: Path) -> None:
         raise TypeError(f"cannot save a {type(tok).__name__} base tokenizer; use a Hugging Face tokenizer")
 
 
-def load_tokenizer(folder: Path) -> Any:
+def load_saved_tokenizer(folder: Path) -> Any:
+    """The tokenizer that `save_tokenizer` wrote into `folder`."""
     if (folder / "tokenizer_config.json").exists():
         from transformers import AutoTokenizer
 
