@@ -57,6 +57,7 @@ class InnerProductIndex:
 
 
 INDEXES = ("flat", "hnsw", "ivf", "ivfpq")
+VERSION = 1  # of a saved folder's ann_vocabulary.json; one without a "version" field is version 1
 
 
 def _gpu_ok(faiss, device: str) -> bool:
@@ -208,7 +209,7 @@ class AnnVocabulary:
             faiss.write_index(built, str(folder / f"part-{k}.faiss"))
             np.save(folder / f"part-{k}.npy", ids)
         np.save(folder / "rows.npy", self.rows)
-        meta = {"kind": self.kind, "candidates": self.candidates, "settings": self.settings,
+        meta = {"version": VERSION, "kind": self.kind, "candidates": self.candidates, "settings": self.settings,
                 "center": self.center.tolist(),
                 "bounds": [bound for _, bound, _ in self.parts], "tokens": [b.hex() for b in self.token_bytes]}
         (folder / "ann_vocabulary.json").write_text(json.dumps(meta))
@@ -223,6 +224,10 @@ class AnnVocabulary:
         if not (folder / "ann_vocabulary.json").exists():
             raise FileNotFoundError(f"{str(folder)!r} holds no saved AnnVocabulary (ann_vocabulary.json)")
         meta = json.loads((folder / "ann_vocabulary.json").read_text())
+        version = meta.get("version", 1)  # written before the field existed: version 1
+        if version != VERSION:
+            raise ValueError(f"{folder / 'ann_vocabulary.json'} is AnnVocabulary format version {version!r}; "
+                             f"this tokenshift reads version {VERSION}")
         self = cls.__new__(cls)
         self.rows = np.load(folder / "rows.npy")
         self.center = np.asarray(meta["center"], dtype=np.float32)

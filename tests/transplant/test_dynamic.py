@@ -295,6 +295,26 @@ def test_index_save_load_round_trip(tmp_path):
         AnnVocabulary(rows, tokens[:-1])
 
 
+def test_saved_index_has_a_format_version_and_a_future_one_is_refused(tmp_path):
+    import json
+
+    from tokenshift.transplant.ann import VERSION, AnnVocabulary
+
+    rows, queries = _vectors(200, 8, seed=2)
+    tokens = [str(i).encode() for i in range(len(rows))]
+    AnnVocabulary(rows, tokens, index="flat").save(tmp_path)
+    meta_file = tmp_path / "ann_vocabulary.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["version"] == VERSION == 1
+    assert AnnVocabulary.load(tmp_path).token_bytes == tokens
+    del meta["version"]  # saved before the field existed: read as version 1
+    meta_file.write_text(json.dumps(meta))
+    assert (AnnVocabulary.load(tmp_path).search(queries, k=1)[1][:, 0] == np.argmax(queries @ rows.T, 1)).all()
+    meta_file.write_text(json.dumps({**meta, "version": 99}))
+    with pytest.raises(ValueError, match="version 99.*reads version 1"):
+        AnnVocabulary.load(tmp_path)
+
+
 def test_ann_generation_over_the_base_vocabulary_is_greedy_generation():
     from tokenshift.transplant.ann import AnnVocabulary, generate_with_ann
 
