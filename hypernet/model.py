@@ -37,6 +37,7 @@ from torch import nn
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.decompose import Decomposer
 from tokenshift.bytelevel.progress import progress as progress_bar
+from tokenshift.common.embeddings import embedding_rows
 
 FORMAT = "tokenshift-hypernet"
 VERSION = 1
@@ -341,14 +342,11 @@ class HyperNetwork(nn.Module):
 
 def base_rows(model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(input rows (V, d), output rows (V, d) or None when the head is tied), float32, detached."""
-    rows_in = model.get_input_embeddings().weight.detach()
-    head = model.get_output_embeddings()
-    if head is None or head.weight.data_ptr() == rows_in.data_ptr():
-        return rows_in.float(), None
-    if head.weight.shape != rows_in.shape:
-        raise ValueError(f"the LM head is {tuple(head.weight.shape)} but the input embeddings are "
+    rows_in, rows_out = embedding_rows(model)
+    if rows_out is not None and rows_out.shape != rows_in.shape:
+        raise ValueError(f"the LM head is {tuple(rows_out.shape)} but the input embeddings are "
                          f"{tuple(rows_in.shape)}; a hypernetwork needs one row per token in both")
-    return rows_in.float(), head.weight.detach().float()
+    return rows_in, rows_out
 
 
 def save_tokenizer(tok: Any, folder: Path) -> None:

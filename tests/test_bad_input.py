@@ -114,6 +114,8 @@ def bad_invocations() -> list[tuple[str, list[str], str]]:
         ("tp-finetune-batch-zero", tp + ["--finetune", "2", "--finetune-batch-size", "0"], "--finetune-batch-size"),
         ("tp-finetune-bytes-zero", tp + ["--finetune", "2", "--finetune-bytes", "0"], "--finetune-bytes"),
         ("tp-finetune-text-alone", tp + ["--finetune-text", "{root}/good.txt"], "--finetune"),
+        ("tp-distill-zero", tp + ["--distill", "0"], "--distill"),
+        ("tp-distill-and-finetune", tp + ["--distill", "2", "--finetune", "2"], "--distill"),
         ("tp-finetune-text-missing", tp + ["--finetune", "2", "--finetune-text", "{root}/missing.txt"],
          "--finetune-text"),
         ("tp-tokenizer-missing", tp[:4] + ["{root}/no_tokenizer"] + tp[5:], "--tokenizer"),

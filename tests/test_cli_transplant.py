@@ -209,8 +209,19 @@ def test_finetune_without_text_or_corpus_uses_builtin_en_and_says_so(dirs, tmp_p
     monkeypatch.setattr(corpus, "shared_data_dir", lambda: None)
     out = tmp_path / "out"
     assert _transplant(dirs, out, "--finetune", "2", "--finetune-batch-size", "1", "--finetune-bytes", "3000") == 0
-    assert "finetuning on builtin:en" in capsys.readouterr().out
+    assert "training on builtin:en" in capsys.readouterr().out
     assert json.loads((out / "transplant_report.json").read_text())["finetune"]["text"] == "builtin:en"
+
+
+def test_distill_recovers_from_the_original_model_and_reports_it(dirs, tmp_path, capsys):
+    """--distill STEPS: ALM from the original model instead of the LM loss; its summary lands in the report."""
+    out = tmp_path / "out"
+    text = tmp_path / "train.txt"
+    text.write_text("The cat sat on the mat. The dog lay on the rug.\n\n" * 20, encoding="utf-8")
+    assert _transplant(dirs, out, "--distill", "2", "--finetune-batch-size", "1", "--finetune-text", str(text)) == 0
+    assert "distilling from the original model (ALM)" in capsys.readouterr().out
+    summary = json.loads((out / "transplant_report.json").read_text())["distill"]
+    assert summary["steps"] == 2 and summary["loss"].startswith("ALM") and summary["text"] == str(text)
 
 
 def test_audit_without_text_or_corpus_uses_the_builtin_texts(dirs, monkeypatch, capsys):

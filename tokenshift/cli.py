@@ -340,9 +340,11 @@ def _finetune_text(args: argparse.Namespace) -> tuple[str, bytes] | None:
     shared en.txt, else builtin:en (said so)."""
     from tokenshift.bytelevel.corpus import shared_data_dir
 
-    if args.finetune is None:
+    if args.finetune is not None and args.distill is not None:
+        raise UserError("--finetune and --distill are two ways to recover: pick one")
+    if args.finetune is None and args.distill is None:
         if args.finetune_text or args.finetune_new_only:
-            raise UserError("--finetune-text and --finetune-new-only need --finetune STEPS")
+            raise UserError("--finetune-text and --finetune-new-only need --finetune STEPS or --distill STEPS")
         return None
     spec = args.finetune_text
     if spec is None:
@@ -351,7 +353,8 @@ def _finetune_text(args: argparse.Namespace) -> tuple[str, bytes] | None:
             spec = str(data / "en.txt")
         else:
             spec = "builtin:en"
-            print("--finetune: no --finetune-text given and ../shared/data/en.txt was not found: finetuning on "
+            print(f"--{'distill' if args.distill else 'finetune'}: no --finetune-text given and ../shared/data/en.txt "
+                  "was not found: training on "
                   "builtin:en (this project's English docs, a few kB); pass --finetune-text FILE for more text")
     name, data = _read_text("--finetune-text", spec)
     return name, data[: args.finetune_bytes]
@@ -551,17 +554,20 @@ def cmd_transplant(args: argparse.Namespace) -> int:
             report.eval[name] = {"before": token_bits_per_byte(model, old_tok, [data], progress=False),
                                  "after": token_bits_per_byte(new, new_tok, [data], progress=False)}
         if finetune is not None:
-            from tokenshift.transplant import finetune_embeddings
+            from tokenshift.transplant import distill_transplant, finetune_embeddings
 
             ft_name, ft_text = finetune
-            print(f"\nfinetuning embeddings and head: {args.finetune} steps on {len(ft_text)} bytes of {ft_name}",
-                  flush=True)
-            ft = finetune_embeddings(new, new_tok, [ft_text.decode("utf-8", "ignore")], args.finetune,
-                                     batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
-                                     train_new_rows_only=args.finetune_new_only)
+            steps = args.finetune or args.distill
+            how = "distilling from the original model (ALM)" if args.distill else "finetuning (LM loss)"
+            print(f"\n{how}, embeddings and head: {steps} steps on {len(ft_text)} bytes of {ft_name}", flush=True)
+            options = dict(batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
+                           train_new_rows_only=args.finetune_new_only)
+            train_text = [ft_text.decode("utf-8", "ignore")]
+            ft = (distill_transplant(model, old_tok, new, new_tok, train_text, steps, **options) if args.distill
+                  else finetune_embeddings(new, new_tok, train_text, steps, **options))
             ft["text"] = ft_name
-            print(f"finetune: loss {ft['loss_start']:.3f} -> {ft['loss_end']:.3f}, {ft['tokens_seen']} tokens, "
-                  f"{ft['seconds']:.0f} s")
+            print(f"{'distill' if args.distill else 'finetune'}: loss {ft['loss_start']:.4g} -> {ft['loss_end']:.4g}, "
+                  f"{ft['tokens_seen']} tokens, {ft['seconds']:.0f} s")
             for name, data in texts.items():
                 report.eval[name]["finetuned"] = token_bits_per_byte(new, new_tok, [data], progress=False)
         rows = []
@@ -758,6 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace --out if it holds a previous output of this command (nothing else is ever deleted)")
     tp.add_argument("--finetune", type=count(1), metavar="STEPS",
                     help="then train the embeddings and head only (body frozen) for STEPS steps; --eval reports after")
+    tp.add_argument("--distill", type=count(1), metavar="STEPS",
+                    help="instead, distil the original model into the converted one for STEPS steps (ALM, "
+                         "embeddings and head; the --finetune-* options apply)")
     tp.add_argument("--finetune-text", metavar="FILE", help="text to finetune on (default ../shared/data/en.txt, "
                     "else builtin:en)")
     tp.add_argument("--finetune-bytes", type=count(1), default=1_000_000, help="read its first N bytes (default 1000000)")

@@ -38,6 +38,7 @@ import torch
 
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.common import specials
+from tokenshift.common.embeddings import embedding_rows
 
 from . import heuristics
 from .auxiliary import AuxEmbedder, Embedder
@@ -70,6 +71,7 @@ class TransplantReport:
     # real vocabulary, so left out of the repr that users print (it is in the saved JSON)
     copied_ids: str = field(default="", repr=False)
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune_embeddings' summary (CLI --finetune)
+    distill: dict[str, Any] = field(default_factory=dict)  # distill_transplant's summary (CLI --distill)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -123,11 +125,7 @@ def _old_ids_by_bytes(old: ByteVocab, rows: int) -> dict[bytes, int]:
 
 
 def _heads(model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    rows_in = model.get_input_embeddings().weight.detach()
-    out = model.get_output_embeddings()
-    if out is None or out.weight.data_ptr() == rows_in.data_ptr():
-        return rows_in.float(), None
-    return rows_in.float(), out.weight.detach().float()
+    return embedding_rows(model)
 
 
 def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "tokenadapt",

@@ -31,6 +31,7 @@ import torch
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.pretok import pretoken_starts
 from tokenshift.bytelevel.utf8 import utf8_runs
+from tokenshift.common.embeddings import embedding_rows
 
 # embeds new tokens (their bytes) -> (input rows, output rows), each (n, d)
 PieceEmbedder = Callable[[list[bytes]], tuple[torch.Tensor, torch.Tensor]]
@@ -200,10 +201,7 @@ class HeuristicEmbedder:
         if method not in ("mean", "tokenadapt"):
             raise ValueError(f"method must be 'mean' or 'tokenadapt', got {method!r}")
         vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
-        rows_in = model.get_input_embeddings().weight.detach().float()
-        out = model.get_output_embeddings()
-        tied = out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
-        rows_out = None if tied else out.weight.detach().float()
+        rows_in, rows_out = embedding_rows(model)
         self.source = Source(vocab, rows_in, rows_out, aux_embedder)
         self.estimate = baselines.mean if method == "mean" else tokenadapt.hybrid
 

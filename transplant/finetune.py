@@ -53,17 +53,15 @@ import numpy as np
 import torch
 
 from tokenshift.bytelevel import ByteVocab
+from tokenshift.common.embeddings import embedding_parameters
 
 LN2 = math.log(2.0)
 
 
 def trainable_matrices(model: Any) -> list[torch.nn.Parameter]:
     """The input embedding matrix and, when the head is untied, the output matrix (one parameter if tied)."""
-    rows_in = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
-    if out is None or out.weight is rows_in or out.weight.data_ptr() == rows_in.data_ptr():
-        return [rows_in]
-    return [rows_in, out.weight]
+    rows_in, rows_out = embedding_parameters(model)
+    return [rows_in] if rows_out is None else [rows_in, rows_out]
 
 
 def row_mask(n_rows: int, vocab_size: int, frozen: Sequence[int] = ()) -> torch.Tensor:
