@@ -225,17 +225,20 @@ def main() -> None:
                        + (f" --prompt-merges {' '.join(map(str, prompt_merges))}" if args.prompt_merges else "")
                        + (f" --threads {args.threads}" if args.threads != 1 else "")
                        + (f" --hypernet {args.hypernet}" if args.hypernet else "")}
+    kept = None  # the earlier record whose table this one keeps
     if old is not None and args.part == "prompt":  # keep the batch table (and its settings) from --out
+        kept = old
         config = {**{k: v for k, v in old["config"].items() if k != "prompt_compression"},
                   "batch_table_date": old["config"].get("batch_table_date", old.get("date")),
                   "prompt_compression": config["prompt_compression"]}
         metrics = {**old["metrics"], **metrics}
     elif old is not None and "prompt_compression" in old.get("metrics", {}):  # --part batch: keep the prompt table
+        kept = old
         config["prompt_compression"] = old["config"].get("prompt_compression")
         metrics["prompt_compression"] = old["metrics"]["prompt_compression"]
     baseline = {"merges=0": "the plain model on its own tokenization, same batches (bpb_cost is relative to it)",
                 "prompt_compression": "the same continuation scored after the plainly tokenized prompt"}
-    write_result(args.out, "dynamic", config=config, metrics=metrics, baseline=baseline)
+    write_result(args.out, "dynamic", config=config, metrics=metrics, baseline=baseline, keeps=kept)
     if "languages" in metrics:
         plot(metrics["languages"], args.out.with_suffix(".png"))
     print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.png')}" if "languages" in metrics else ""))

@@ -358,7 +358,7 @@ def main() -> None:
         if record is None:
             raise SystemExit(f"{args.out} has no part (a) yet: run --part a (or both) first")
         record["metrics"]["fim_with_suffix"] = part_b(args, docs)
-        write_result(args.out, "fim", record["config"], record["metrics"], record["baseline"])
+        write_result(args.out, "fim", record["config"], record["metrics"], record["baseline"], keeps=record)
         print(f"wrote {args.out}")
         return
     model, tokenizer = load_model("smollm2")
@@ -389,12 +389,15 @@ def main() -> None:
         "exact_beats_baselines_match": all(metrics["exact_match"]["exact"] > metrics["exact_match"][m]
                                            for m in ("naive", "healing")),
     }
+    kept = None  # the earlier record whose part (b) this one keeps
     if args.part == "both":
         metrics["fim_with_suffix"] = part_b(args, docs)
     else:
         import json
 
-        old = json.loads(args.out.read_text())["metrics"].get("fim_with_suffix") if args.out.exists() else None
+        earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
+        old = earlier.get("metrics", {}).get("fim_with_suffix")
+        kept = earlier if old else None
         metrics["fim_with_suffix"] = old or {"status": "not run (--part a)"}
     metrics["examples"] = [
         {"prompt_end": r["prompt_end"].decode("utf-8", "replace"), "line": r["line"].decode("utf-8", "replace"),
@@ -409,7 +412,7 @@ def main() -> None:
                 "data": "code.valid.txt (Python files)", "span_bytes": SPAN, "prompt_bytes_about": CONTEXT,
                 "line_max_bytes": LINE_MAX, "healing_back_off": 1, "threads": args.threads,
                 "cut_invariance_check_every": CHECK_EVERY},
-        metrics=metrics,
+        metrics=metrics, keeps=kept,
         baseline={"methods": "naive: the cut prompt tokenized as is; healing: back off 1 token, constrain the "
                              "first tokens to re-spell it (bytelevel.healing); uncut: the plain tokenization of "
                              "the prompt backed off to the last token boundary (the reference for bits)"},

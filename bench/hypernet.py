@@ -215,14 +215,15 @@ def main() -> None:
               "methods": ["zett", *BASELINES], "device": device,
               "metric": "token_bits_per_byte (window 512, after <|endoftext|>/BOS); excess = new - original"}
     metrics: dict = {}
+    earlier = None  # the record whose other scale this one keeps
     if args.scale != "both" and args.out.exists():  # one scale: keep the other's figures from the record
         other = "scale_b" if args.scale == "a" else "scale_a"
-        kept = json.loads(args.out.read_text())["metrics"].get(other)
-        if kept:
-            metrics[other] = kept
+        record = json.loads(args.out.read_text())
+        if record["metrics"].get(other):
+            metrics[other], earlier = record["metrics"][other], record
 
     def save(done: bool) -> None:
-        write_result(args.out, "hypernet", config=config, metrics={**metrics, "complete": done},
+        write_result(args.out, "hypernet", config=config, metrics={**metrics, "complete": done}, keeps=earlier,
                      baseline={"method": "the original model on the same bytes; TokenAdapt, FVT mean and random "
                                          "transplants of the same targets in the same run",
                                "target": "scale (a): ZeTT excess bits/byte <= TokenAdapt's on every target"})

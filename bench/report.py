@@ -84,7 +84,8 @@ def render_section(name: str, results: Path, readme_dir: Path) -> str | None:
     png = path.with_suffix(".png")
     if alt and png.exists():
         body += f"\n\n![{alt}]({Path(os.path.relpath(png, readme_dir)).as_posix()})"
-    return body + "\n\n" + provenance(name, record, command(record.get("config") or {}))
+    # the command the record stores, else (a record written before records stored it) rebuilt from its config
+    return body + "\n\n" + provenance(name, record, record.get("command") or command(record.get("config") or {}))
 
 
 def render_cli() -> str:

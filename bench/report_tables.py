@@ -3,10 +3,11 @@
 Each renderer reads a record in the `tokenshift.results.write_result` format
 (config, metrics, baseline) and returns the README section's body: a setup line,
 tables and target lines, every figure taken from the record (never typed in).
-Each command builder rebuilds the command line that made a record from its
-config, since records do not store their argv; with no record it gives the
-full run's command. Add a benchmark here: a renderer, a command, an entry in
-`RESULTS` (and in `PLOTS` of bench/report.py if its plot is cheap to redraw).
+The command line shown is the one a record stores (`command`); for a record
+written before records stored it, the benchmark's command builder rebuilds it
+from the config (with no record: the full run's command). Add a benchmark
+here: a renderer, a command builder, an entry in `RESULTS` (and in `PLOTS` of
+bench/report.py if its plot is cheap to redraw).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def listing(values: dict[str, float], digits: int = 3) -> str:
     return ", ".join(f"{k} {num(v, digits)}" for k, v in values.items())
 
 
-# -- commands: rebuilt from each record's config (a record does not store its argv) ---------------------
+# -- commands: rebuilt from a record's config, for records that do not store their command -----------------
 
 
 def script(name: str, config: dict | None, options: tuple = (), prefix: str = "") -> str:

@@ -379,7 +379,8 @@ def save_pairs(args, texts: dict[str, bytes], pairs: dict, done: bool) -> None:
     metrics = {**record.get("metrics", {}), "pairs": pairs, "pairs_complete": done or set(pairs) == set(PAIRS)}
     baseline = {**record.get("baseline", {}), "pairs": "each pair's base model with its own tokenizer on the same "
                 "bytes (excess = bpb - its bpb); over_mean_excess divides by the same pair's FVT-mean excess"}
-    write_result(args.out, "transplant", config=config, metrics=metrics, baseline=baseline)
+    write_result(args.out, "transplant", config=config, metrics=metrics, baseline=baseline,
+                 keeps=record if args.out.exists() else None)
 
 
 def pairs_section(args) -> None:

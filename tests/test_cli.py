@@ -85,7 +85,7 @@ def test_audit_two_tokenizers_two_files(capsys, texts, tiny_folder, tmp_path, ge
     assert f"wrote {out_json}" in out
 
     record = json.loads(out_json.read_text())
-    assert set(record) == {"name", "date", "machine", "config", "metrics", "baseline"}
+    assert set(record) == {"name", "date", "machine", "command", "config", "metrics", "baseline"}
     assert record["name"] == "audit"
     assert record["config"]["tokenizers"] == ["gpt2", tiny]
     assert record["config"]["texts"] == {"en": str(texts["en"]), "de": str(texts["de"])}

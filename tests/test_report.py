@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -297,6 +298,35 @@ def test_update_is_idempotent_and_leaves_unknown_markers(tmp_path):
     assert "hand-written prose 1.23" in once
     assert "<!-- results:hat -->\nNot run yet: `python bench/hat.py`\n<!-- /results:hat -->" in once
     assert "`tokenshift audit gpt2 mistral --json bench/results/audit.json` · 2026-01-02 03:04 UTC" in once
+
+
+def test_the_stored_command_is_shown_else_the_rebuilt_one(tmp_path):
+    write(tmp_path, {**audit_record(), "command": "tokenshift audit gpt2 --text 'my notes.txt' --json a.json"})
+    body = report.render_section("audit", tmp_path, tmp_path)
+    assert "<sub>`tokenshift audit gpt2 --text 'my notes.txt' --json a.json` · 2026-01-02 03:04 UTC" in body
+    write(tmp_path, audit_record())  # written before records stored their command: rebuilt from the config
+    body = report.render_section("audit", tmp_path, tmp_path)
+    assert "<sub>`tokenshift audit gpt2 mistral --json bench/results/audit.json` · 2026-01-02 03:04 UTC" in body
+
+
+def test_write_result_stores_the_command_and_chains_a_kept_record(tmp_path, monkeypatch):
+    from tokenshift.results import write_result
+
+    path = tmp_path / "fim.json"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "bench" / "fim.py"), "--part", "a"])
+    write_result(path, "fim", {}, {}, {})
+    first = json.loads(path.read_text())
+    assert first["command"] == "python bench/fim.py --part a"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(sys, "argv", ["bench/fim.py", "--part", "b", "--fim-model", "runs/my model"])
+    write_result(path, "fim", {}, {}, {}, keeps=first)  # part (b) keeps part (a)'s figures
+    both = json.loads(path.read_text())["command"]
+    assert both == "python bench/fim.py --part a && OMP_NUM_THREADS=1 python bench/fim.py --part b --fim-model 'runs/my model'"
+    write_result(path, "fim", {}, {}, {}, keeps=json.loads(path.read_text()))  # the same run saving again
+    assert json.loads(path.read_text())["command"] == both
+    write_result(path, "fim", {}, {}, {}, keeps={k: v for k, v in first.items() if k != "command"})
+    assert "command" not in json.loads(path.read_text())  # kept from an older record: the report rebuilds it
 
 
 def test_cli_section_has_every_command_usage():
