@@ -33,7 +33,7 @@ class _Setup:
     """Model, byte vocabulary, trie and start token for one (model, tokenizer) pair."""
 
     def __init__(self, model: Any, tokenizer: Any):
-        self.vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+        self.vocab = ByteVocab.of(tokenizer)
         self.lm = model if isinstance(model, HFTokenLM) else HFTokenLM(model)
         self.trie = TokenTrie(self.vocab.pieces)
         start = self.vocab.start_id

@@ -135,7 +135,7 @@ def token_bits_per_byte(model, tokenizer, texts: Iterable[bytes], window: int = 
 
     from .vocab import ByteVocab
 
-    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    vocab = ByteVocab.of(tokenizer)
     start = document_start_id(vocab)
     device = next(model.parameters()).device
     bits = 0.0

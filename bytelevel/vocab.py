@@ -94,6 +94,11 @@ class ByteVocab:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
+    def of(cls, tokenizer_or_vocab: Any) -> "ByteVocab":
+        """A ByteVocab as given, or read from a tokenizer: what every function taking either calls."""
+        return tokenizer_or_vocab if isinstance(tokenizer_or_vocab, cls) else cls.from_tokenizer(tokenizer_or_vocab)
+
+    @classmethod
     def from_tokenizer(cls, tok: Any, name: str = "") -> "ByteVocab":
         """Read any supported tokenizer object (see the module docstring)."""
         kind = type(tok).__module__ + "." + type(tok).__name__

@@ -265,7 +265,7 @@ class HyperNetwork(nn.Module):
         the mean of the base specials' rows; ids standing for nothing get the
         mean base row. For a tied base the two matrices are equal.
         """
-        new = new_tokenizer if isinstance(new_tokenizer, ByteVocab) else ByteVocab.from_tokenizer(new_tokenizer)
+        new = ByteVocab.of(new_tokenizer)
         d, n = self.config.base_dim, len(new.pieces)
         rows_out_base = self.rows_in if self.rows_out is None else self.rows_out
         out_in = self.rows_in.mean(0).expand(n, d).clone().cpu()

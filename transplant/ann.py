@@ -253,7 +253,7 @@ def generate_with_ann(model, tokenizer, ann: AnnVocabulary, prompt: bytes, max_n
     """
     from tokenshift.bytelevel import ByteVocab
 
-    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    vocab = ByteVocab.of(tokenizer)
     decoder, emb = model.base_model, model.get_input_embeddings()
     scale = float(getattr(emb, "embed_scale", 1.0))
     start = vocab.start_id

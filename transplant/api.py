@@ -103,7 +103,7 @@ def parse_id_ranges(text: str) -> list[int]:
 
 
 def _vocab(tok: Any) -> ByteVocab:
-    return tok if isinstance(tok, ByteVocab) else ByteVocab.from_tokenizer(tok)
+    return ByteVocab.of(tok)
 
 
 def _role_ids(tok: Any, vocab: ByteVocab) -> dict[str, int]:

@@ -86,7 +86,7 @@ class DynamicTokenizer:
             raise ValueError(f"boundaries must be 'words' or 'none', got {boundaries!r}")
         if max_merges < 0:
             raise ValueError(f"max_merges must be >= 0, got {max_merges}")
-        self.vocab = base_tokenizer if isinstance(base_tokenizer, ByteVocab) else ByteVocab.from_tokenizer(base_tokenizer)
+        self.vocab = ByteVocab.of(base_tokenizer)
         self.vocab.require_lossless("dynamic tokenization")
         self.embedder, self.max_merges, self.boundaries = embedder, max_merges, boundaries
         self.cache_size = cache_size
@@ -200,7 +200,7 @@ class HeuristicEmbedder:
 
         if method not in ("mean", "tokenadapt"):
             raise ValueError(f"method must be 'mean' or 'tokenadapt', got {method!r}")
-        vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+        vocab = ByteVocab.of(tokenizer)
         rows_in, rows_out = embedding_rows(model)
         self.source = Source(vocab, rows_in, rows_out, aux_embedder)
         self.estimate = baselines.mean if method == "mean" else tokenadapt.hybrid
@@ -362,7 +362,7 @@ def split_prompt(tokenizer: Any, doc: bytes, prompt_bytes: int = 1536,
         raise ValueError(f"prompt_bytes and continuation_bytes must be >= 1, got {prompt_bytes}, {continuation_bytes}")
     if len(doc) < prompt_bytes + continuation_bytes:
         return None
-    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    vocab = ByteVocab.of(tokenizer)
     starts = _word_spans(vocab, doc)
 
     def cut(target: int, low: int) -> int:
@@ -425,7 +425,7 @@ def evaluate_prompt_compression(model: Any, tokenizer: Any, docs: Sequence[bytes
 
     if not embedders:
         raise ValueError("embedders must name at least one row kind, e.g. {'fvt': HeuristicEmbedder(model, tok)}")
-    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    vocab = ByteVocab.of(tokenizer)
     merger = DynamicTokenizer(vocab, max_merges=0)
     rowers = {name: DynamicTokenizer(vocab, embedder) for name, embedder in embedders.items()}
     pairs = [p for p in (split_prompt(vocab, d, prompt_bytes, continuation_bytes) for d in docs) if p]

@@ -308,7 +308,7 @@ def finetune_embeddings(model: Any, tokenizer: Any, texts_or_path: Any, steps: i
     if train_new_rows_only and copied_rows is None:
         copied_rows = copied_rows_of(report)
     texts = _read_texts(texts_or_path)
-    vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+    vocab = ByteVocab.of(tokenizer)
     matrices = trainable_matrices(model)
     n_rows = matrices[0].shape[0]
     if n_rows < len(vocab.pieces):

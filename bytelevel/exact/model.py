@@ -103,7 +103,7 @@ class TokenByteModel:
     ):
         if tokenizations not in STATES:
             raise ValueError(f"tokenizations must be 'canonical' or 'all', got {tokenizations!r}")
-        vocab = tokenizer if isinstance(tokenizer, ByteVocab) else ByteVocab.from_tokenizer(tokenizer)
+        vocab = ByteVocab.of(tokenizer)
         vocab.require_lossless("TokenByteModel")
         lm = token_scorer(model, dtype, device)
         if lm.vocab_size < len(vocab):
