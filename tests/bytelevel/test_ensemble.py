@@ -1,20 +1,15 @@
 """EnsembleByteModel: algebra, and equality with a brute-force byte mixture across two tokenizers."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from oracle import Oracle
+from tiny import byte_bpe, sp_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oracle import Oracle  # noqa: E402
-from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab, TokenByteModel  # noqa: E402
-from tokenshift.bytelevel.ensemble import EnsembleByteModel, learn_weights  # noqa: E402
-from tokenshift.bytelevel.sampling import generate_bytes  # noqa: E402
+from tokenshift.bytelevel import ByteVocab, TokenByteModel
+from tokenshift.bytelevel.ensemble import EnsembleByteModel, learn_weights
+from tokenshift.bytelevel.sampling import generate_bytes
 
 PREFIXES = [b"", b"a", b"ab ", b"b'", "é".encode()[:1], b"12"]
 

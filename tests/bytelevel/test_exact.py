@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle import Oracle
+from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oracle import Oracle  # noqa: E402
-from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.bytelevel.exact import EOT, TokenByteModel  # noqa: E402
-from tokenshift.bytelevel.pretok import canonical_encode  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.bytelevel.exact import EOT, TokenByteModel
+from tokenshift.bytelevel.pretok import canonical_encode
 
 
 # -- fixtures ---------------------------------------------------------------------------------------

@@ -1,21 +1,16 @@
 """Fill-in-the-middle: exact byte distributions after a FIM context, against brute force."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from oracle import Oracle
+from tiny import FIM_SPECIALS, byte_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oracle import Oracle  # noqa: E402
-from tiny import FIM_SPECIALS, byte_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab, TokenByteModel  # noqa: E402
-from tokenshift.bytelevel.exact import EOT  # noqa: E402
-from tokenshift.bytelevel.fim import complete, fim_complete, fim_tokens  # noqa: E402
-from tokenshift.bytelevel.utf8 import utf8_allowed  # noqa: E402
+from tokenshift.bytelevel import ByteVocab, TokenByteModel
+from tokenshift.bytelevel.exact import EOT
+from tokenshift.bytelevel.fim import complete, fim_complete, fim_tokens
+from tokenshift.bytelevel.utf8 import utf8_allowed
 
 
 @pytest.fixture(scope="module")

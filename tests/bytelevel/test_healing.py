@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from tiny import byte_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import byte_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.bytelevel.healing import (  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.bytelevel.healing import (
     _back_off, _continue, _Setup, continuation_bits, naive_complete, token_healing_complete,
 )
 

@@ -1,14 +1,9 @@
 """Tiny bases for the hypernet tests: a 2-layer Llama over the tiny byte-level BPE (untied and tied)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import byte_bpe, tiny_llama  # noqa: E402
+from tiny import byte_bpe, tiny_llama
 
 OTHER_TEXT = "the cat sat on the mat; a bat ate a rat. ab ba 12 34 \u00e9t\u00e9 Gr\u00fc\u00dfe \u6771\u4eac \U0001f600\n" * 30
 

@@ -3,22 +3,18 @@ it should, determinism, bad input."""
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant import transplant  # noqa: E402
-from tokenshift.transplant.api import parse_id_ranges  # noqa: E402
-from tokenshift.transplant.distill import (align_chunks, alm_loss, binary_kl, collate_pairs,  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant import transplant
+from tokenshift.transplant.api import parse_id_ranges
+from tokenshift.transplant.distill import (align_chunks, alm_loss, binary_kl, collate_pairs,
                                            distill_transplant, pack_pairs, space_mask)
 
 OTHER_TEXT = "the cat sat on the mat; a bat ate a rat. ab ba 12 34 \u00e9t\u00e9 " * 30

@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny import byte_bpe, sp_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant.dynamic import (  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant.dynamic import (
     DynamicTokenizer, HeuristicEmbedder, _word_spans, continuation_bits, evaluate_prompt_compression,
     ngram_vocabulary, score_dynamic, split_prompt,
 )

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from tiny import TRAIN_TEXT, byte_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import TRAIN_TEXT, byte_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant import finetune_embeddings, transplant  # noqa: E402
-from tokenshift.transplant.api import id_ranges, parse_id_ranges  # noqa: E402
-from tokenshift.transplant.finetune import row_mask  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant import finetune_embeddings, transplant
+from tokenshift.transplant.api import id_ranges, parse_id_ranges
+from tokenshift.transplant.finetune import row_mask
 
 OTHER_TEXT = "the cat sat on the mat; a bat ate a rat. ab ba 12 34 \u00e9t\u00e9 " * 30
 FAST = dict(batch_size=2, block_size=32, learning_rate=1e-2, progress=False)

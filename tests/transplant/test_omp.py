@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import copy
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny import byte_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import byte_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant import ALL_METHODS, transplant  # noqa: E402
-from tokenshift.transplant.heuristics.omp import apply_codes, batch_omp  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant import ALL_METHODS, transplant
+from tokenshift.transplant.heuristics.omp import apply_codes, batch_omp
 
 RENAMED = 6  # tokens the new vocabulary renames: the base lacks them, the donor has them
 

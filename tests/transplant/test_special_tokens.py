@@ -1,19 +1,14 @@
 """Special tokens are mapped by role, never to `<unk>` when the base has a row of the same role."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from tiny import TRAIN_TEXT, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import TRAIN_TEXT, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant import transplant  # noqa: E402
-from tokenshift.common.specials import (  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.common.specials import (
     match_by_role, rows_by_role, special_roles)
+from tokenshift.transplant import transplant
 
 GEMMA_LIKE = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
 SMOL_LIKE = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fim_prefix>")

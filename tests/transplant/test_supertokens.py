@@ -1,15 +1,11 @@
 """learn_supertokens: multi-word tokens, lossless, more bytes per token than the base."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant.supertokens import bytes_per_token, learn_supertokens
 
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant.supertokens import bytes_per_token, learn_supertokens  # noqa: E402
 
 def _corpus(lines: int = 600, seed: int = 0) -> str:
     """Sentences over a small vocabulary with frequent phrases (what supertokens should capture)."""

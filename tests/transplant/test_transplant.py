@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny import byte_bpe, sp_bpe, tiny_llama
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny import byte_bpe, sp_bpe, tiny_llama  # noqa: E402
-
-from tokenshift.bytelevel import ByteVocab  # noqa: E402
-from tokenshift.transplant import METHODS, save_transplant, transplant  # noqa: E402
-from tokenshift.transplant.heuristics import sparsemax  # noqa: E402
+from tokenshift.bytelevel import ByteVocab
+from tokenshift.transplant import METHODS, save_transplant, transplant
+from tokenshift.transplant.heuristics import sparsemax
 
 OTHER_TEXT = "the cat sat on the mat; a bat ate a rat. ab ba 12 34 \u00e9t\u00e9 " * 30
 
