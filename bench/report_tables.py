@@ -270,6 +270,42 @@ def render_transplant_finetune(r: dict) -> str:
     return out + table(["file", "original", "after the transplant", "after the finetune", "excess recovered"], rows)
 
 
+def render_transplant_distill(r: dict) -> str:
+    """LM-loss finetune vs ALM distillation from the same transplant, per step budget."""
+    c, m = r["config"], r["metrics"]
+    out = (f"{c['model']} → {c['target']} with {c['method']}, then, from that same transplant, the embeddings and "
+           f"head trained for N steps on the {c['train_text']} (batches of {c['batch_size']} × {c['block_size']} "
+           f"tokens, learning rate {c['learning_rate']:g}, same seed): by the next-token loss (`finetune_embeddings`) "
+           "or by ALM distillation from the original model (`distill_transplant`). Plain-tokenization bits per byte on "
+           f"the first {c['eval_bytes']:,} bytes of each valid file (original "
+           f"{listing(m['original'])}; after the transplant {listing(m['transplant']['bits_per_byte'])}); share of "
+           "the transplant's excess that each recovers"
+           + ("" if m.get("complete", True) else " (partial run: not every row finished)") + ":\n\n")
+    rows = []
+    for steps in c["steps"]:
+        for kind, label in (("finetune", "LM-loss finetune"), ("distill", "ALM distillation")):
+            run = m["runs"].get(f"{kind}_{steps}")
+            if run is None:
+                rows.append([label, steps] + ["—"] * (2 * len(c["files"]) + 1))
+                continue
+            rows.append([label, steps] + [num(run["bits_per_byte"][f]) for f in c["files"]]
+                        + [pct(run["excess_recovered"][f], sign=True) for f in c["files"]]
+                        + [f"{run['train']['seconds']:.0f}"])
+    header = ["recovery", "steps", *c["files"], *(f"recovered {f}" for f in c["files"]), "train seconds"]
+    verdicts = []
+    for steps, t in m.get("targets", {}).items():
+        ratio = t.get("distill_over_finetune_recovered")
+        if ratio:
+            verdicts.append(f"at {steps} steps distillation recovers "
+                            + ", ".join(f"{num(v, 2) if v is not None else '—'}× the finetune's share on {k}"
+                                        for k, v in ratio.items())
+                            + f" (target ≥ 3×: **{'met' if t.get('target_3x_met') else 'missed'}**)")
+        if t.get("target_40pct_en_met") is not None:
+            verdicts.append(f"≥ 40% of the English excess within {steps} steps: "
+                            f"**{'met' if t['target_40pct_en_met'] else 'missed'}**")
+    return out + table(header, rows) + ("\n\n" + "; ".join(verdicts) + "." if verdicts else "")
+
+
 def cmd_transplant_finetune(c: dict | None) -> str:
     if c is None:
         return "python bench/transplant.py --finetune-steps 30"
@@ -633,6 +669,9 @@ RESULTS: dict[str, tuple[Callable[[dict], str], Callable[[dict | None], str], st
     "exact_sampling": (render_exact_sampling, lambda c: script("exact_sampling", c), None),
     "transplant": (render_transplant, lambda c: script("transplant", c), None),
     "transplant_finetune": (render_transplant_finetune, cmd_transplant_finetune, None),
+    "transplant_distill": (render_transplant_distill,
+                           lambda c: script("distill", c) + (f" --steps {' '.join(map(str, c['steps']))}"
+                                                             if c and c.get("steps") != [100] else ""), None),
     "hypernet": (render_hypernet, cmd_hypernet, None),
     "fim": (render_fim, cmd_fim, None),
     "ensemble": (render_ensemble, cmd_ensemble, None),
