@@ -316,6 +316,26 @@ def test_aux_cache_is_keyed_by_content_and_survives_a_truncated_file(tiny_embedd
     assert np.load(files[0]).shape == (len(strings), moved.dim)  # recomputed and rewritten
 
 
+def test_aux_embeddings_match_one_string_at_a_time(tiny_embedder_dir):
+    """Sharing one forward among strings the embedder reads alike, and hand-built padded batches, change
+    nothing: every row equals the string embedded alone through the tokenizer's own padding."""
+    import numpy as np
+    import torch
+
+    import tokenshift.transplant.auxiliary as aux
+
+    strings = ["the", " the", "The", "Grüße", "", "a much longer string of several words", "ab", "the", "\x00"]
+    embedder = aux.AuxEmbedder(tiny_embedder_dir, progress=False, cache=False)
+    embedder.batch_size = 3  # several batches, of mixed widths
+    got = embedder(strings)
+    for row, s in zip(got, strings):
+        enc = embedder.tokenizer([s], truncation=True, max_length=32, return_tensors="pt")
+        with torch.no_grad():
+            hidden = embedder.model(**enc).last_hidden_state.mean(1)
+        np.testing.assert_allclose(row, torch.nn.functional.normalize(hidden, dim=-1)[0].numpy(), atol=1e-5)
+    assert np.array_equal(got[0], got[7])
+
+
 def test_aux_cache_writes_are_atomic(tmp_path, monkeypatch):
     """A writer killed mid-write (simulated: np.save raises) leaves no cache file and no temp file."""
     import numpy as np
