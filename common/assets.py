@@ -203,6 +203,18 @@ def _quiet_gguf_bar() -> Iterator[None]:
         gguf_utils.tqdm = original
 
 
+def plain_weights(model: Any) -> Any:
+    """`model` with its GGUF quantizer dropped: transformers de-quantizes a GGUF file on load, so the
+    weights are plain floats, and a model saved later (a transplant, a finetune) must say so."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and getattr(quantizer.quantization_config, "quant_method", None) == "gguf":
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model
+
+
 def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) for a built-in model name (`smollm2`, `gemma3`) or a local HF folder.
 
@@ -219,7 +231,7 @@ def load_model(name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
         folder, name = smollm2_dir() if name_or_path == "smollm2" else gemma3_dir()
         with _quiet_gguf_bar():
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
-        return model.eval(), tokenizer
+        return plain_weights(model).eval(), tokenizer
     path = Path(name_or_path)
     if not path.is_dir():
         raise AssetError(f"{name_or_path!r} is neither a built-in model (smollm2, gemma3) nor a model folder")

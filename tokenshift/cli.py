@@ -345,11 +345,30 @@ def _finetune_text(args: argparse.Namespace) -> tuple[str, bytes] | None:
     return name, data[: args.finetune_bytes]
 
 
+def _method_options(args: argparse.Namespace) -> dict:
+    """The --method's options as given (None: not given, the method's default), checked against what the
+    method reads before any model loads: --top-k with --method mean is an error, not silently ignored."""
+    import re
+
+    from tokenshift.transplant.methods import method_options
+
+    given = {"temperature": args.temperature, "top_k": args.top_k, "weight": args.weight, "k": args.k,
+             "donor": args.donor, "hypernet": args.hypernet}
+    try:
+        method_options(args.method, **given)
+    except ValueError as err:  # the library's words, in flags: "donor=" -> "--donor", "method='omp'" -> "--method omp"
+        message = re.sub(r"method='([^']+)'", r"--method \1", str(err))
+        message = re.sub(r"\b(temperature|top_k|weight|k|donor|hypernet)=", lambda m: "--" + m[1].replace("_", "-")
+                         + ("" if m[1] in ("donor", "hypernet") else " "), message)
+        raise UserError(message) from None
+    return {name: value for name, value in given.items() if value is not None and name not in ("donor", "hypernet")}
+
+
 def cmd_transplant(args: argparse.Namespace) -> int:
     """Give a model a new tokenizer; optionally finetune its embeddings and head, and judge it in bits per byte."""
     from tokenshift.assets import load_model
-    from tokenshift.bytelevel.scoring import token_bits_per_byte
-    from tokenshift.transplant import save_transplant, transplant
+    from tokenshift.transplant import save_transplant
+    from tokenshift.transplant.convert import Recovery, convert
 
     out = _check_out(args.out, args.force)  # everything that can be checked, before any model loads
     texts = {}
@@ -357,15 +376,10 @@ def cmd_transplant(args: argparse.Namespace) -> int:
         name, data = _read_text("--eval", spec)
         texts[name] = data[: args.eval_bytes]
     finetune = _finetune_text(args)
-    from tokenshift.transplant.api import DONOR_METHODS
-
-    if (args.method == "zett") != bool(args.hypernet):
-        raise UserError("--method zett needs --hypernet DIR, and --hypernet is only used by --method zett")
+    options = _method_options(args)
     if args.hypernet:
         _check_dir("--hypernet", args.hypernet)
-    if (args.method in DONOR_METHODS) != bool(args.donor):
-        raise UserError(f"--method {'/'.join(DONOR_METHODS)} needs --donor MODEL, and --donor is only used by "
-                        f"--method {'/'.join(DONOR_METHODS)}")
+        options["hypernet"] = args.hypernet
     _check_model("--model", args.model, native_ok=False)
     if args.donor:
         _check_model("--donor", args.donor, native_ok=False)
@@ -373,36 +387,19 @@ def cmd_transplant(args: argparse.Namespace) -> int:
     if not hasattr(new_tok, "save_pretrained"):
         raise UserError(f"--tokenizer: {args.tokenizer} is not a Hugging Face tokenizer, so the converted model "
                         "could not be saved with it; pass a tokenizer folder (tokenizer.json)")
+    recovery = None
+    if finetune is not None:
+        recovery = Recovery(args.finetune or args.distill, finetune[1], finetune[0], distill=bool(args.distill),
+                            batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
+                            new_rows_only=args.finetune_new_only)
     with StagedOutput(out) as staging:  # a place to write is made (and checked) before the work
         model, old_tok = load_model(args.model)
-        donor = dict(zip(("donor", "donor_tokenizer"), load_model(args.donor))) if args.donor else {}
-        new = transplant(model, old_tok, new_tok, method=args.method, temperature=args.temperature,
-                         top_k=args.top_k, weight=args.weight, hypernet=args.hypernet, **donor)
-        donor.clear()  # the donor is only needed for the rows
+        if args.donor:
+            options["donor"], options["donor_tokenizer"] = load_model(args.donor)
+        new = convert(model, old_tok, new_tok, args.method, eval_texts=texts, recovery=recovery,
+                      label=f"{args.model} -> {args.tokenizer}", log=lambda line: print(line, flush=True), **options)
+        options.clear()  # the donor is only needed for the rows
         report = new.transplant_report
-        print(f"{args.model} -> {args.tokenizer} ({args.method}): {report.copied} rows copied, "
-              f"{sum(report.by_source.values())} estimated {report.by_source}, {report.random_fallback} random, "
-              f"specials {report.specials} ({report.seconds:.0f} s)")
-        for name, data in texts.items():  # before finetuning changes `new` in place
-            report.eval[name] = {"before": token_bits_per_byte(model, old_tok, [data], progress=False),
-                                 "after": token_bits_per_byte(new, new_tok, [data], progress=False)}
-        if finetune is not None:
-            from tokenshift.transplant import distill_transplant, finetune_embeddings
-
-            ft_name, ft_text = finetune
-            steps = args.finetune or args.distill
-            how = "distilling from the original model (ALM)" if args.distill else "finetuning (LM loss)"
-            print(f"\n{how}, embeddings and head: {steps} steps on {len(ft_text)} bytes of {ft_name}", flush=True)
-            options = dict(batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
-                           train_new_rows_only=args.finetune_new_only)
-            train_text = [ft_text.decode("utf-8", "ignore")]
-            ft = (distill_transplant(model, old_tok, new, new_tok, train_text, steps, **options) if args.distill
-                  else finetune_embeddings(new, new_tok, train_text, steps, **options))
-            ft["text"] = ft_name
-            print(f"{'distill' if args.distill else 'finetune'}: loss {ft['loss_start']:.4g} -> {ft['loss_end']:.4g}, "
-                  f"{ft['tokens_seen']} tokens, {ft['seconds']:.0f} s")
-            for name, data in texts.items():
-                report.eval[name]["finetuned"] = token_bits_per_byte(new, new_tok, [data], progress=False)
         rows = []
         for name, data in texts.items():
             scores = report.eval[name]
@@ -420,7 +417,7 @@ def cmd_transplant(args: argparse.Namespace) -> int:
             prompt = _unescape(args.generate).encode("utf-8")
             text = _greedy_text(new, new_tok, prompt, 24)
             print(f"\nconverted model, greedy: {(prompt + text).decode('utf-8', 'replace')!r}")
-        save_transplant(new, new_tok, staging.path)
+        save_transplant(new, new_tok, staging.path, into_existing=True)
         staging.commit()
     print(f"\nwrote {args.out} (model, tokenizer, transplant_report.json); reload with "
           f"AutoModelForCausalLM.from_pretrained({str(args.out)!r})")
@@ -577,22 +574,27 @@ def build_parser() -> argparse.ArgumentParser:
     tp = command("transplant")
     tp.add_argument("--model", required=True, help=model_help)
     tp.add_argument("--tokenizer", required=True, help="the new tokenizer: gpt2, mistral, a folder or tokenizer.json")
-    from tokenshift.transplant.api import ALL_METHODS, DONOR_METHODS, TRAINED_METHODS  # the method registry
+    from tokenshift.transplant.convert import Recovery
+    from tokenshift.transplant.methods import REGISTRY, OmpAuxOptions, OmpDonorOptions, TokenAdaptOptions
 
-    tp.add_argument("--method", default="tokenadapt", choices=ALL_METHODS,
-                    help=f"how new rows are made (default tokenadapt; mean = FVT; {'/'.join(DONOR_METHODS)} needs "
-                         f"--donor, {'/'.join(TRAINED_METHODS)} needs --hypernet)")
+    tp.add_argument("--method", default="tokenadapt", choices=tuple(REGISTRY), metavar="METHOD",
+                    help="how new rows are made (default tokenadapt): " + "; ".join(
+                        f"{name}: {m.summary}" + (f" (needs --{m.needs})" if m.needs else "") for name, m in REGISTRY.items()))
     tp.add_argument("--hypernet", help="with --method zett: a hypernetwork folder from `tokenshift train-hypernet`")
-    tp.add_argument("--donor", metavar="MODEL", help=f"with --method {'/'.join(DONOR_METHODS)}: a model that already "
+    tp.add_argument("--donor", metavar="MODEL", help=f"with --method {'/'.join(n for n, m in REGISTRY.items() if m.needs == 'donor')}: a model that already "
                     "uses the new tokenizer (a Hugging Face model folder, or smollm2/gemma3)")
     tp.add_argument("--out", required=True, type=Path,
                     help="new folder to write the converted model to (--force replaces a previous output only)")
     tp.add_argument("--eval", nargs="+", help="text files (or builtin:en builtin:code): bits per byte before and after")
     tp.add_argument("--eval-bytes", type=count(1), default=32768, help="score the first N bytes of each (default 32768)")
     tp.add_argument("--generate", help="print a short greedy continuation of this prompt by the converted model")
-    tp.add_argument("--temperature", type=real(0.0, low_open=True), default=0.3, help="TokenAdapt T > 0 (default 0.3)")
-    tp.add_argument("--top-k", type=count(1), default=3, help="TokenAdapt global neighbours k (default 3)")
-    tp.add_argument("--weight", type=real(0.0, 1.0), default=0.3, help="TokenAdapt global weight w in [0, 1] (default 0.3)")
+    ta = TokenAdaptOptions()  # the defaults live in the method's options; None here means "the method's default"
+    tp.add_argument("--temperature", type=real(0.0, low_open=True),
+                    help=f"TokenAdapt (and local/global) T > 0 (default {ta.temperature})")
+    tp.add_argument("--top-k", type=count(1), help=f"TokenAdapt (and global) neighbours k (default {ta.top_k})")
+    tp.add_argument("--weight", type=real(0.0, 1.0), help=f"TokenAdapt global weight w in [0, 1] (default {ta.weight})")
+    tp.add_argument("--k", type=count(1), help=f"OMP's sparsity (default {OmpDonorOptions.k} for omp, "
+                    f"{OmpAuxOptions.k} for omp-aux)")
     tp.add_argument("--force", action="store_true",
                     help="replace --out if it holds a previous output of this command (nothing else is ever deleted)")
     tp.add_argument("--finetune", type=count(1), metavar="STEPS",
@@ -603,8 +605,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--finetune-text", metavar="FILE", help="text to finetune on (default ../shared/data/en.txt, "
                     "else builtin:en)")
     tp.add_argument("--finetune-bytes", type=count(1), default=1_000_000, help="read its first N bytes (default 1000000)")
-    tp.add_argument("--finetune-lr", type=real(0.0, low_open=True), default=1e-4, help="peak learning rate (default 1e-4)")
-    tp.add_argument("--finetune-batch-size", type=count(1), default=8, help="rows of 256 tokens per step (default 8)")
+    tp.add_argument("--finetune-lr", type=real(0.0, low_open=True), default=Recovery.learning_rate,
+                    help=f"peak learning rate (default {Recovery.learning_rate:g})")
+    tp.add_argument("--finetune-batch-size", type=count(1), default=Recovery.batch_size,
+                    help=f"rows of 256 tokens per step (default {Recovery.batch_size})")
     tp.add_argument("--finetune-new-only", action="store_true", help="train only the rows the transplant did not copy")
     fim = command("fim")
     fim.add_argument("model", help="a local Hugging Face model folder whose tokenizer has FIM tokens (" + FIM_RECIPE + ")")

@@ -42,15 +42,8 @@ from tokenshift.common.embeddings import embedding_rows
 
 from . import heuristics
 from .auxiliary import AuxEmbedder, Embedder
-
-# the registry of method names (the CLI offers ALL_METHODS)
-METHODS = ("tokenadapt", "local", "global", "mean", "random", "focus", "omp-aux")  # need only the model and tokenizers
-DONOR_METHODS = ("omp",)  # need a donor model that uses the new tokenizer (donor=)
-TRAINED_METHODS = ("zett",)  # need a trained network (hypernet=)
-ALL_METHODS = METHODS + DONOR_METHODS + TRAINED_METHODS
-NEEDS_AUX = ("tokenadapt", "local", "global", "focus", "omp-aux")
-DEFAULT_K = {"omp": heuristics.omp.DEFAULT_K, "omp-aux": 16}  # OMP's sparsity; the paper's 64 with a donor
-
+from .methods import (ALL_METHODS, DONOR_METHODS, METHODS, NEEDS_AUX, TRAINED_METHODS, Task,  # noqa: F401
+                      donor_side, method_options, report_options)
 
 @dataclass
 class TransplantReport:
@@ -102,10 +95,6 @@ def parse_id_ranges(text: str) -> list[int]:
     return ids
 
 
-def _vocab(tok: Any) -> ByteVocab:
-    return ByteVocab.of(tok)
-
-
 def _role_ids(tok: Any, vocab: ByteVocab) -> dict[str, int]:
     return specials.declared_roles(tok, vocab.bos_id, vocab.eos_id)
 
@@ -124,59 +113,35 @@ def _old_ids_by_bytes(old: ByteVocab, rows: int) -> dict[bytes, int]:
     return out
 
 
-def _heads(model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    return embedding_rows(model)
-
-
 def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "tokenadapt",
-               aux_embedder: Embedder | None = None, temperature: float = 0.3, top_k: int = 3, weight: float = 0.3,
-               threshold: float = 0.0, seed: int = 0, inplace: bool = False, hypernet: Any = None,
-               copy_shared: bool = True, donor: Any = None, donor_tokenizer: Any = None, k: int | None = None,
-               device: str = "auto") -> Any:
+               aux_embedder: Embedder | None = None, *, options: Any = None, seed: int = 0, inplace: bool = False,
+               copy_shared: bool = True, **given: Any) -> Any:
     """A copy of `model` (or `model` itself with `inplace`) that reads and writes `new_tokenizer`'s ids.
 
-    `method`: one of ALL_METHODS. `aux_embedder`: a callable `list[str] -> (n, d)`
-    for the methods that compare token strings (default all-MiniLM-L6-v2).
-    TokenAdapt's options: `temperature` (T), `top_k` (k), `weight` (w: the
-    global share), `threshold` (global neighbours below it are dropped).
-    `hypernet`: for "zett", a trained `HyperNetwork` or its folder.
-    `donor`: for "omp", a causal LM that uses `donor_tokenizer` (default: the
-    new tokenizer), which must have every token the base lacks. `k`: OMP's
-    sparsity (DEFAULT_K). `device`: where OMP runs ("auto": CUDA when present).
-    `copy_shared=False` makes the method produce the shared tokens' rows too.
-    The report is `model.transplant_report` (a `TransplantReport`).
+    `method`: a name in `methods.REGISTRY` (ALL_METHODS). Its options come as keywords or as its options
+    dataclass (`options=`): TokenAdapt's `temperature` (T), `top_k` (k), `weight` (w: the global share),
+    `threshold`; OMP's `k` (sparsity) and `device`; "omp"'s `donor` (a causal LM that uses
+    `donor_tokenizer`, default the new tokenizer); "zett"'s `hypernet` (a trained `HyperNetwork` or its
+    folder). An option the method does not read is an error. `aux_embedder`: a callable
+    `list[str] -> (n, d)` for the methods that compare token strings (default all-MiniLM-L6-v2).
+    `seed`: the random draw for rows a method has nothing for. `copy_shared=False` makes the method
+    produce the shared tokens' rows too. The report is `model.transplant_report` (a `TransplantReport`).
+    A GGUF model must be loaded de-quantized (`tokenshift.common.assets.load_model` does).
     """
-    if method not in ALL_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}")
-    if method == "zett" and hypernet is None:
-        raise ValueError("method='zett' needs hypernet=: a HyperNetwork, or a folder written by "
-                         "`tokenshift train-hypernet`")
-    if method != "zett" and hypernet is not None:
-        raise ValueError(f"hypernet= is only used by method='zett', not {method!r}")
-    if method in DONOR_METHODS and donor is None:
-        raise ValueError(f"method={method!r} needs donor=: a model that already uses the new tokenizer "
-                         f"(or a donor-free method: {', '.join(METHODS)})")
-    if method not in DONOR_METHODS and (donor is not None or donor_tokenizer is not None):
-        raise ValueError(f"donor= and donor_tokenizer= are only used by method='omp', not {method!r}")
-    if k is not None and (method not in DEFAULT_K or k < 1):
-        raise ValueError(f"k={k!r}: OMP's sparsity, a positive integer, for method 'omp' or 'omp-aux' only")
-    k = DEFAULT_K.get(method, 0) if k is None else k
+    entry, opts = method_options(method, options, **given)
     started = time.perf_counter()
-    old, new = _vocab(old_tokenizer), _vocab(new_tokenizer)
-    rows_in, rows_out = _heads(model)
+    old, new = ByteVocab.of(old_tokenizer), ByteVocab.of(new_tokenizer)
+    rows_in, rows_out = embedding_rows(model)
     if rows_in.shape[0] < len(old.pieces) - sum(1 for i in old.special if i >= rows_in.shape[0]):
         raise ValueError(
             f"the model has {rows_in.shape[0]} embedding rows but its tokenizer has {len(old.pieces)} ids: "
             "pass the tokenizer the model was trained with as old_tokenizer"
         )
     report = TransplantReport(method, len(old.pieces), len(new.pieces), tied=rows_out is None,
-                              options={"temperature": temperature, "top_k": top_k, "weight": weight,
-                                       "threshold": threshold, "seed": seed, "copy_shared": copy_shared})
-    if method in DEFAULT_K:
-        report.options["k"] = k
-    n_new, dim = len(new.pieces), rows_in.shape[1]
-    out_in = torch.zeros(n_new, dim)
-    out_out = None if rows_out is None else torch.zeros(n_new, dim)
+                              options={**report_options(opts), "seed": seed, "copy_shared": copy_shared})
+    base = [rows_in] if rows_out is None else [rows_in, rows_out]  # every step below runs over each matrix
+    n_new = len(new.pieces)
+    out = [torch.zeros(n_new, rows.shape[1]) for rows in base]
     done = np.zeros(n_new, dtype=bool)
 
     # 1. shared tokens, by bytes
@@ -184,99 +149,41 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     shared_new = [i for i, p in enumerate(new.pieces) if p and p in by_bytes] if copy_shared else []
     shared_old = np.array([by_bytes[new.pieces[i]] for i in shared_new], dtype=np.int64)
     if shared_new:
-        index = torch.tensor(shared_new)
-        out_in[index] = rows_in[torch.from_numpy(shared_old)]
-        if out_out is not None:
-            out_out[index] = rows_out[torch.from_numpy(shared_old)]
+        for rows, made in zip(base, out):
+            made[torch.tensor(shared_new)] = rows[torch.from_numpy(shared_old)]
         done[shared_new] = True
     report.copied = len(shared_new)
     copied_ids = list(shared_new)
-    donor_side = _donor_side(donor, donor_tokenizer or new_tokenizer, new, by_bytes, done) if donor is not None \
-        else None  # checked before any heavy work
-    if method in NEEDS_AUX and aux_embedder is None:
+    donor = None
+    if entry.needs == "donor":  # checked before any heavy work
+        donor = donor_side(opts.donor, opts.donor_tokenizer or new_tokenizer, new, by_bytes, done, _old_ids_by_bytes)
+    if entry.needs_aux and aux_embedder is None:
         aux_embedder = AuxEmbedder()
     src = heuristics.Source(old, rows_in, rows_out, aux_embedder)
 
-    # 2. specials: same text, then same role
-    old_specials = {i: t for i, t in old.special.items() if i < rows_in.shape[0]}
-    old_by_text = {text: i for i, text in old_specials.items()}
-    old_by_role = heuristics.rows_by_role(old_specials, _role_ids(old_tokenizer, old))
-    new_roles = heuristics.special_roles(new.special, _role_ids(new_tokenizer, new))
-    unplaced: list[int] = []  # specials with no text or role match: the donor's row (omp) or the specials' mean
-    for i, text in sorted(new.special.items()):
-        if i >= n_new:
-            continue
-        done[i] = True
-        if text in old_by_text:
-            j = old_by_text[text]
-            out_in[i] = rows_in[j]
-            if out_out is not None:
-                out_out[i] = rows_out[j]
-            report.specials[text] = f"{old.special[j]} (same text)"
-            copied_ids.append(i)
-            continue
-        match = heuristics.match_by_role(new_roles.get(i, ()), old_by_role)
-        if match is None:
-            unplaced.append(i)
-            continue
-        out_in[i] = rows_in[match.input_id]
-        if out_out is not None:
-            out_out[i] = rows_out[match.output_id]
-        if out_out is None or match.input_id == match.output_id:
-            report.specials[text] = f"{old.special[match.input_id]} ({match.input_role})"
-            copied_ids.append(i)
-        else:
-            report.specials[text] = (f"input {old.special[match.input_id]} ({match.input_role}), "
-                                     f"output {old.special[match.output_id]} ({match.output_role})")
-    if donor_side is not None:  # the donor has rows for these specials: OMP them with the other new tokens
-        with_row = [i for i in unplaced if new.special[i] in donor_side.special_ids]
+    # 2. specials: same text, then same role; the rest start from the old specials' mean (or the donor's row)
+    unplaced = _place_specials(old, new, old_tokenizer, new_tokenizer, base, out, done, report, copied_ids)
+    if donor is not None:  # the donor has rows for these specials: OMP them with the other new tokens
+        with_row = [i for i in unplaced if new.special[i] in donor.special_ids]
         unplaced = [i for i in unplaced if i not in with_row]
         done[with_row] = False
     if unplaced:  # an unknown marker (a chat or FIM token): the mean of the old specials' rows, a neutral start
-        pool = torch.tensor(list(old_specials)) if old_specials else torch.arange(rows_in.shape[0])
-        index = torch.tensor(unplaced)
-        out_in[index] = rows_in[pool].mean(0)
-        if out_out is not None:
-            out_out[index] = rows_out[pool].mean(0)
+        old_specials = [i for i in old.special if i < rows_in.shape[0]]
+        pool = torch.tensor(old_specials) if old_specials else torch.arange(rows_in.shape[0])
+        for rows, made in zip(base, out):
+            made[torch.tensor(unplaced)] = rows[pool].mean(0)
         for i in unplaced:
             report.specials[new.special[i]] = "mean of the old special rows (no role the base has)"
 
-    # 3. the rest, by the chosen heuristic; random where it has nothing to go on
+    # 3. the rest, by the chosen method; the seeded random draw where it has nothing to go on
     todo = [i for i in range(n_new) if not done[i] and (new.pieces[i] or i in new.special)]
     if todo:
-        pieces = [new.pieces[i] or b"" for i in todo]
-        if method == "tokenadapt":
-            est = heuristics.hybrid(src, pieces, temperature, top_k, weight, threshold)
-        elif method == "local":
-            est = heuristics.local(src, pieces, temperature)
-        elif method == "global":
-            est = heuristics.global_(src, pieces, temperature, top_k, threshold)
-        elif method == "mean":
-            est = heuristics.mean(src, pieces)
-        elif method == "focus":
-            est = heuristics.focus(src, pieces, shared_old)
-        elif method == "omp-aux":
-            est = heuristics.omp_aux(src, pieces, shared_old, k, device=device)
-        elif method == "omp":
-            est = _omp_from_donor(src, donor_side, new, todo, shared_new, shared_old, k, device)
-        elif method == "zett":
-            est = _zett(hypernet, src, pieces)
-        else:
-            est = heuristics.random(src, pieces, seed)
-        fallback = heuristics.random(src, pieces, seed)
-        if method == "omp":  # a token the donor has no row for: FVT's mean of its old pieces first
-            fvt = heuristics.mean(src, pieces)
-            has = torch.from_numpy(fvt.ok)[:, None]
-            fallback.rows_in = torch.where(has, fvt.rows_in, fallback.rows_in)
-            if fallback.rows_out is not None:
-                fallback.rows_out = torch.where(has, fvt.rows_out, fallback.rows_out)
-            fallback.source = [f or r for f, r in zip(fvt.source, fallback.source)]
-            est.source = [s or f"{f} (no donor row)" for s, f in zip(est.source, fallback.source)]
+        task = Task(src, new, todo, [new.pieces[i] or b"" for i in todo], shared_new, shared_old, seed, donor)
+        est = entry.estimate(task, opts)
+        fallback = heuristics.random(src, task.pieces, seed)
         ok = torch.from_numpy(est.ok)[:, None]
-        index = torch.tensor(todo)
-        out_in[index] = torch.where(ok, est.rows_in, fallback.rows_in)
-        if out_out is not None:
-            out_out[index] = torch.where(ok, est.rows_out, fallback.rows_out)
+        for made, guess, drawn in zip(out, (est.rows_in, est.rows_out), (fallback.rows_in, fallback.rows_out)):
+            made[torch.tensor(todo)] = torch.where(ok, guess, drawn)
         for i, name in zip(todo, est.source):
             if name:
                 report.by_source[name] = report.by_source.get(name, 0) + 1
@@ -285,104 +192,51 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
         report.random_fallback = sum(1 for s in est.source if not s or "random" in s) if method != "random" else 0
     unused = [i for i in range(n_new) if not done[i] and not new.pieces[i] and i not in new.special]
     if unused:  # ids a sparse vocabulary leaves empty: never produced, give them the mean row
-        out_in[torch.tensor(unused)] = rows_in.mean(0)
-        if out_out is not None:
-            out_out[torch.tensor(unused)] = rows_out.mean(0)
+        for rows, made in zip(base, out):
+            made[torch.tensor(unused)] = rows.mean(0)
 
     report.copied_ids = id_ranges(copied_ids)
     result = model if inplace else copy.deepcopy(model)
-    _install(result, out_in, out_out, new_tokenizer, new)
+    _install(result, out[0], out[1] if len(out) > 1 else None, new_tokenizer, new)
     report.seconds = time.perf_counter() - started
     result.transplant_report = report
     return result
 
 
-@dataclass
-class _DonorSide:
-    """A donor model's rows and how new ids find them."""
-
-    rows_in: torch.Tensor
-    rows_out: torch.Tensor | None
-    ids: dict[bytes, int]  # bytes -> donor id (possibly past its rows)
-    special_ids: dict[str, int]  # special text -> donor id with a row
-
-
-def _donor_side(donor: Any, donor_tokenizer: Any, new: ByteVocab, old_by_bytes: dict[bytes, int],
-                done: np.ndarray) -> _DonorSide:
-    """The donor's rows, after checking that its tokenizer has every byte token the base lacks."""
-    dv = _vocab(donor_tokenizer)
-    d_in, d_out = _heads(donor)
-    ids = _old_ids_by_bytes(dv, len(dv.pieces))
-    needed = [i for i, p in enumerate(new.pieces) if p and not done[i] and p not in old_by_bytes]
-    missing = [i for i in needed if new.pieces[i] not in ids]
-    if missing:
-        examples = ", ".join(repr(new.pieces[i]) for i in missing[:3])
-        raise ValueError(f"donor_tokenizer does not cover new_tokenizer: {len(missing)} of the {len(needed)} tokens "
-                         f"the base lacks are not in the donor's vocabulary (e.g. {examples}); pass the donor model's "
-                         "own tokenizer as donor_tokenizer=, a donor that uses new_tokenizer, or a donor-free method")
-    past = [i for i in needed if ids[new.pieces[i]] >= d_in.shape[0]]
-    if needed and len(past) > len(needed) // 2:
-        raise ValueError(f"the donor has {d_in.shape[0]} embedding rows but {len(past)} of the {len(needed)} tokens "
-                         f"it must supply have ids past them (donor_tokenizer has {len(dv.pieces)} ids): pass the "
-                         "donor model's own tokenizer as donor_tokenizer=")
-    if past:
-        import warnings
-
-        warnings.warn(f"{len(past)} donor token ids are past the donor's {d_in.shape[0]} embedding rows; those "
-                      "tokens get FVT's mean of their old pieces instead", stacklevel=3)
-    specials = {t: i for i, t in dv.special.items() if i < d_in.shape[0]}
-    return _DonorSide(d_in, d_out, ids, specials)
-
-
-def _omp_from_donor(src: heuristics.Source, donor: _DonorSide, new: ByteVocab, todo: list[int],
-                    shared_new: list[int], shared_old: np.ndarray, k: int, device: str) -> heuristics.Estimate:
-    """OMP over the shared tokens the donor has rows for; tokens without a donor row are not ok (fallback)."""
-    rows = donor.rows_in.shape[0]
-
-    def donor_id(i: int) -> int:
-        got = donor.special_ids.get(new.special[i], -1) if i in new.special else donor.ids.get(new.pieces[i], -1)
-        return got if got < rows else -1
-
-    anchors = [(donor_id(i), j) for i, j in zip(shared_new, shared_old.tolist())]
-    anchors = [(d, j) for d, j in anchors if d >= 0]
-    targets = np.array([donor_id(i) for i in todo], dtype=np.int64)
-    has = targets >= 0
-    est = heuristics.omp_donor(src, donor.rows_in, donor.rows_out, targets[has],
-                               np.array([d for d, _ in anchors], dtype=np.int64),
-                               np.array([j for _, j in anchors], dtype=np.int64), k, device=device)
-    rows_in = torch.zeros(len(todo), src.rows_in.shape[1])
-    rows_in[torch.from_numpy(has)] = est.rows_in
-    rows_out = None
-    if src.rows_out is not None:
-        rows_out = torch.zeros(len(todo), src.rows_out.shape[1])
-        rows_out[torch.from_numpy(has)] = est.rows_out
-    ok = np.zeros(len(todo), dtype=bool)
-    ok[has] = est.ok
-    return heuristics.Estimate(rows_in, rows_out, ok, ["omp" if good else "" for good in ok])
-
-
-def _zett(hypernet: Any, src: heuristics.Source, pieces: list[bytes]) -> heuristics.Estimate:
-    """Rows predicted by a ZeTT hypernetwork trained for this model and its tokenizer."""
-    import warnings
-
-    from tokenshift.hypernet import HyperNetwork
-
-    hn = hypernet if isinstance(hypernet, HyperNetwork) else HyperNetwork.from_pretrained(hypernet)
-    c = hn.config
-    if (c.base_vocab, c.base_dim) != tuple(src.rows_in.shape) or c.separate_out != (src.rows_out is not None):
-        raise ValueError(f"the hypernetwork was trained for a base with {c.base_vocab} x {c.base_dim} embeddings "
-                         f"({'untied' if c.separate_out else 'tied'} head), but this model has "
-                         f"{tuple(src.rows_in.shape)} ({'untied' if src.rows_out is not None else 'tied'}); "
-                         "use the hypernetwork trained for this model")
-    if hn.vocab.pieces[: c.base_vocab] != src.old.pieces[: c.base_vocab]:
-        raise ValueError("the hypernetwork was trained with another base tokenizer than old_tokenizer; pass the "
-                         "tokenizer the hypernetwork's base model uses")
-    if not torch.allclose(hn.rows_in.cpu(), src.rows_in, atol=1e-4):
-        warnings.warn("this model's embeddings differ from those the hypernetwork was trained on (a fine-tuned "
-                      "model?); its predictions assume the original rows", stacklevel=3)
-    rows_in, rows_out = hn.embed_pieces(pieces)
-    ok = np.ones(len(pieces), dtype=bool)
-    return heuristics.Estimate(rows_in, rows_out if c.separate_out else None, ok, ["zett"] * len(pieces))
+def _place_specials(old: ByteVocab, new: ByteVocab, old_tokenizer: Any, new_tokenizer: Any,
+                    base: list[torch.Tensor], out: list[torch.Tensor], done: np.ndarray, report: TransplantReport,
+                    copied_ids: list[int]) -> list[int]:
+    """Rows for the new specials with the same text or the same role as an old one; returns those with neither."""
+    n_rows = base[0].shape[0]
+    old_specials = {i: t for i, t in old.special.items() if i < n_rows}
+    old_by_text = {text: i for i, text in old_specials.items()}
+    old_by_role = heuristics.rows_by_role(old_specials, _role_ids(old_tokenizer, old))
+    new_roles = heuristics.special_roles(new.special, _role_ids(new_tokenizer, new))
+    unplaced: list[int] = []
+    for i, text in sorted(new.special.items()):
+        if i >= len(new.pieces):
+            continue
+        done[i] = True
+        if text in old_by_text:
+            j = old_by_text[text]
+            for rows, made in zip(base, out):
+                made[i] = rows[j]
+            report.specials[text] = f"{old.special[j]} (same text)"
+            copied_ids.append(i)
+            continue
+        match = heuristics.match_by_role(new_roles.get(i, ()), old_by_role)
+        if match is None:
+            unplaced.append(i)
+            continue
+        for rows, made, j in zip(base, out, (match.input_id, match.output_id)):
+            made[i] = rows[j]
+        if len(base) == 1 or match.input_id == match.output_id:
+            report.specials[text] = f"{old.special[match.input_id]} ({match.input_role})"
+            copied_ids.append(i)
+        else:
+            report.specials[text] = (f"input {old.special[match.input_id]} ({match.input_role}), "
+                                     f"output {old.special[match.output_id]} ({match.output_role})")
+    return unplaced
 
 
 def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, tok: Any, vocab: ByteVocab) -> None:
@@ -395,13 +249,6 @@ def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, t
             model.get_output_embeddings().weight.copy_(rows_out.to(dtype))
     if rows_out is None:
         model.tie_weights()
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and getattr(quantizer.quantization_config, "quant_method", None) == "gguf":
-        # a GGUF checkpoint was dequantized on load: the weights are plain floats, save them as such
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
     config = model.config
     config.vocab_size = rows_in.shape[0]
     roles = _role_ids(tok, vocab)
@@ -413,16 +260,71 @@ def _install(model: Any, rows_in: torch.Tensor, rows_out: torch.Tensor | None, t
             setattr(gen, f"{role}_token_id", roles.get(role))
 
 
-def save_transplant(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
-    """Write the model, its tokenizer and `transplant_report.json` to `out_dir` (a folder `from_pretrained` reads)."""
+def save_transplant(model: Any, tokenizer: Any, out_dir: str | Path, *, replace: bool = False,
+                    into_existing: bool = False) -> Path:
+    """Write the model, its tokenizer and `transplant_report.json` to `out_dir` (a folder `from_pretrained` reads).
+
+    The folder appears whole or not at all: it is written beside `out_dir` under a hidden name and
+    renamed into place at the end. An `out_dir` that exists and holds anything is refused, so no file of
+    the user's is overwritten. `replace=True` swaps in the new save for an earlier one (a rerun), and is
+    still refused if that folder holds a file this save does not write. `into_existing=True` writes into
+    an existing folder the caller made for this (the CLI's staged output, which it renames itself).
+    """
+    import os
+    import shutil
+    import tempfile
+
     out = Path(out_dir)
     if not hasattr(tokenizer, "save_pretrained"):
         raise TypeError(f"cannot save a {type(tokenizer).__name__} as a Hugging Face tokenizer; pass a tokenizer "
                         "folder or a transformers tokenizer as the new tokenizer")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    report = getattr(model, "transplant_report", None)
-    if report is not None:
-        report.save(out / "transplant_report.json")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; save_transplant writes a folder")
+    if out.is_dir() and not (into_existing or replace) and any(out.iterdir()):
+        raise FileExistsError(f"{out} already holds files; save_transplant never overwrites them: pass a new or "
+                              "empty folder, or replace=True to replace an earlier save_transplant folder")
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        report = getattr(model, "transplant_report", None)
+        if report is not None:
+            report.save(folder / "transplant_report.json")
+
+    if into_existing and out.is_dir():
+        write(out)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # as a plain mkdir would make it, not mkdtemp's 0700
+    try:
+        write(staging)
+        if out.is_dir() and any(out.iterdir()):
+            _replace_folder(out, staging)
+        else:
+            if out.is_dir():
+                out.rmdir()
+            os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out
+
+
+def _replace_folder(out: Path, staging: Path) -> None:
+    """Swap `staging` in for `out`, an earlier save: only if every file in `out` is one `staging` also holds."""
+    import os
+    import shutil
+
+    ours = {p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir()}
+    foreign = sorted(str(p.relative_to(out)) for p in out.rglob("*") if not p.is_dir() and p.relative_to(out) not in ours)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FileExistsError(f"{out} holds files save_transplant does not write ({shown}); it replaces only an "
+                              "earlier save, so this folder is left as it is")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.rename(out, old)
+    os.rename(staging, out)
+    shutil.rmtree(old)

@@ -71,7 +71,7 @@ import torch
 
 from tokenshift.bytelevel import ByteVocab
 
-from .api import _vocab
+
 from .finetune import (_accelerator, _read_texts, copied_rows_of, kept_state, recovery_base, row_mask, run_recovery,
                        trainable_matrices)
 
@@ -438,7 +438,7 @@ def distill_transplant(teacher: Any, teacher_tokenizer: Any, student: Any, stude
     if train_new_rows_only and copied_rows is None:
         copied_rows = copied_rows_of(report)
     texts = _read_texts(text)
-    t_vocab, s_vocab = _vocab(teacher_tokenizer), _vocab(student_tokenizer)
+    t_vocab, s_vocab = ByteVocab.of(teacher_tokenizer), ByteVocab.of(student_tokenizer)
     for who, model, vocab in (("teacher", teacher, t_vocab), ("student", student, s_vocab)):
         rows_n = model.get_input_embeddings().weight.shape[0]
         if rows_n < len(vocab.pieces):

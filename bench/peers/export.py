@@ -26,13 +26,7 @@ def export_model(name: str, out: Path) -> Path:
     folder = out / name
     if (folder / "config.json").exists():
         return folder
-    model, tok = load_model(name)
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None:  # dequantized on load: save plain floats, not a GGUF quantization config
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+    model, tok = load_model(name)  # de-quantized, its GGUF quantizer dropped: saves plain floats
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     name_class(folder, name)

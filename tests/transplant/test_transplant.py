@@ -80,7 +80,7 @@ def test_every_method_gives_finite_rows_that_reload(old, method, target, tmp_pat
         new_tok = AutoTokenizer.from_pretrained(folder)
     else:
         new_tok = byte_bpe(280, ("<|endoftext|>",), OTHER_TEXT)
-    for base in (model, _untied(model)):
+    for tied, base in (("tied", model), ("untied", _untied(model))):
         new = transplant(base, tok, new_tok, method=method, aux_embedder=hashing_embedder)
         vocab = ByteVocab.from_tokenizer(new_tok)
         w = new.get_input_embeddings().weight
@@ -90,7 +90,7 @@ def test_every_method_gives_finite_rows_that_reload(old, method, target, tmp_pat
         report = new.transplant_report
         assert report.copied > 0 and report.method == method
         out = save_transplant(new, new_tok if isinstance(new_tok, PreTrainedTokenizerFast) or hasattr(
-            new_tok, "save_pretrained") else new_tok, tmp_path / f"{method}-{target}")
+            new_tok, "save_pretrained") else new_tok, tmp_path / f"{method}-{target}-{tied}")
         again = AutoModelForCausalLM.from_pretrained(out)
         assert torch.equal(again.get_input_embeddings().weight, w)
         assert json.loads((out / "transplant_report.json").read_text())["method"] == method
@@ -196,3 +196,43 @@ def test_cli_transplant_smollm2_to_gpt2_reloads(tmp_path, capsys):
     model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
     again = token_bits_per_byte(model, tok, [text.read_bytes()], progress=False)["bits_per_byte"]
     assert again == pytest.approx(report["eval"][str(text)]["after"]["bits_per_byte"], rel=1e-5)
+
+
+def test_save_transplant_never_overwrites_and_appears_whole(old, tmp_path, monkeypatch):
+    """A folder holding anything is refused (the user's files stay); a save that dies midway leaves
+    neither the folder nor its hidden staging copy."""
+    model, tok = old
+    new = transplant(model, tok, tok, method="mean")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        save_transplant(new, tok, mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(tok), "save_pretrained", dies)
+    with pytest.raises(KeyboardInterrupt):
+        save_transplant(new, tok, tmp_path / "fresh")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    monkeypatch.undo()
+    out = save_transplant(new, tok, tmp_path / "fresh")
+    assert (out / "config.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "mine"]
+
+
+def test_save_transplant_replace_swaps_an_earlier_save_only(old, tmp_path):
+    """replace=True reruns into an earlier save; a folder with a file it does not write is left whole."""
+    model, tok = old
+    out = save_transplant(transplant(model, tok, tok, method="mean"), tok, tmp_path / "out")
+    before = sorted(p.name for p in out.iterdir())
+    again = save_transplant(transplant(model, tok, tok, method="random"), tok, out, replace=True)
+    assert sorted(p.name for p in again.iterdir()) == before
+    assert json.loads((again / "transplant_report.json").read_text())["method"] == "random"
+    (out / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        save_transplant(transplant(model, tok, tok, method="mean"), tok, out, replace=True)
+    assert (out / "notes.txt").read_text() == "keep"
+    assert json.loads((out / "transplant_report.json").read_text())["method"] == "random"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
