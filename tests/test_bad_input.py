@@ -356,7 +356,7 @@ def test_aux_cache_writes_are_atomic(tmp_path, monkeypatch):
 
 def test_previous_output_marker_is_json(tmp_path):
     """The marker a transplant leaves names the tool (what --force looks for)."""
-    from tokenshift.cli import MARKER, StagedOutput
+    from tokenshift.outputs import MARKER, StagedOutput
 
     out = tmp_path / "out"
     with StagedOutput(out) as staging:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tokenshift.cli import MARKER, StagedOutput, _clean_stale, main
+from tokenshift.cli import main
+from tokenshift.outputs import MARKER, StagedOutput, _clean_stale
 
 OTHER_TEXT = "the quick brown fox jumps over the lazy dog, über alles; 42 ducks\n" * 10
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tokenshift.cli import MARKER, main
+from tokenshift.cli import main
+from tokenshift.outputs import MARKER
 
 pytestmark = pytest.mark.slow
 

@@ -42,8 +42,7 @@ from tokenshift.common.embeddings import embedding_rows
 
 from . import heuristics
 from .auxiliary import AuxEmbedder, Embedder
-from .methods import (ALL_METHODS, DONOR_METHODS, METHODS, NEEDS_AUX, TRAINED_METHODS, Task,  # noqa: F401
-                      donor_side, method_options, report_options)
+from .methods import Task, donor_side, method_options, report_options
 
 @dataclass
 class TransplantReport:

@@ -62,7 +62,6 @@ run (no checkpoints: they would hold both models).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -227,7 +226,6 @@ def collate_pairs(rows: list[dict], teacher_pad: int) -> dict[str, torch.Tensor]
     """A batch: ids of both models, the chunk (batch-wide numbering, -1 for none) of each predicted token, the
     flat position of each chunk's last token on each side, and which chunks end a piece."""
     b = len(rows)
-    ls = len(rows[0]["s_ids"])
     lt = max(len(r["t_ids"]) for r in rows)
     s_ids = np.stack([r["s_ids"] for r in rows])
     t_ids = np.full((b, lt), teacher_pad, dtype=np.int64)
@@ -311,8 +309,6 @@ def alm_loss(t_chunk: torch.Tensor, s_chunk: torch.Tensor, t_space: torch.Tensor
 
 def _module_class():
     """The ALM LightningModule, defined on first use."""
-    import torch.nn.functional as F
-
     class ALMDistill(recovery_base()):
         """The student's ALM loss against a frozen teacher (kept outside the module's parameters)."""
 
