@@ -23,7 +23,8 @@ import functools
 from typing import Sequence
 
 from .utf8 import incomplete_tail, utf8_runs
-from .vocab import ByteVocab, spec_parts
+from .readers import bytes_to_unicode, spec_parts
+from .vocab import ByteVocab
 
 
 def pretoken_starts(vocab: ByteVocab, text: str) -> list[int]:
@@ -135,8 +136,6 @@ def _glue(vocab: ByteVocab, text: str, partial: bytes) -> list[int] | None:
         return [t for chunk in chunks if chunk for t in backend._encode_single_piece(chunk)]
     if backend.normalizer is not None or backend.pre_tokenizer is None:
         return None
-    from .vocab import bytes_to_unicode
-
     to_unicode = bytes_to_unicode()
     spans = [span for _, span in backend.pre_tokenizer.pre_tokenize_str(probe)]
     ids: list[int] = []
@@ -182,7 +181,7 @@ def stand_in(partial: bytes) -> str:
 # -- cuts inside a run of letters ----------------------------------------------------------------
 
 _RUN_MODELS = ("BPE", "Unigram")
-# a Sequence is judged by its parts (`vocab.spec_parts` flattens it)
+# a Sequence is judged by its parts (`readers.spec_parts` flattens it)
 _RUN_PRETOKENIZERS = ("ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "WhitespaceSplit")
 
 

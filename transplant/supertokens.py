@@ -18,7 +18,7 @@ import json
 from typing import Any, Iterable
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.bytelevel.vocab import bytes_to_unicode
+from tokenshift.bytelevel.readers import bytes_to_unicode
 
 PRIVATE = 0xF0000  # Supplementary Private Use Area-A: 65,534 code points, one per stage-1 token
 
