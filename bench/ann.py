@@ -32,7 +32,8 @@ from tokenshift.bytelevel import ByteVocab
 from tokenshift.data import LANGUAGES, shared_data_dir
 from tokenshift.results import write_result
 from tokenshift.transplant.ann import AnnVocabulary
-from tokenshift.transplant.dynamic import chunk_text, ngram_vocabulary
+from tokenshift.transplant.dynamic import chunk_text
+from tokenshift.transplant.dynamic_eval import ngram_vocabulary
 
 
 def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, list[bytes], int]:

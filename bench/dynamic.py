@@ -35,9 +35,8 @@ import torch
 from tokenshift.assets import load_model
 from tokenshift.data import shared_data_dir
 from tokenshift.results import write_result
-from tokenshift.transplant.dynamic import (
-    DynamicTokenizer, HeuristicEmbedder, chunk_text, evaluate_merges, evaluate_prompt_compression,
-)
+from tokenshift.transplant.dynamic import DynamicTokenizer, HeuristicEmbedder, chunk_text, evaluate_merges
+from tokenshift.transplant.dynamic_eval import evaluate_prompt_compression
 
 LANGUAGES = ("en", "de", "ru", "code")
 PROMPT_LANGUAGES = ("en", "de", "fr", "es", "ru", "ja", "code")
@@ -105,7 +104,7 @@ def ceiling(tokenizer, texts: list[bytes]) -> float:
     dyn = DynamicTokenizer(tokenizer, max_merges=0)
     words = tokens = 0
     for data in texts:
-        ids, ws = dyn._words(data)
+        ids, ws = dyn.words(data)
         words, tokens = words + len(ws), tokens + len(ids)
     return 1 - words / tokens
 

@@ -11,10 +11,8 @@ from hypothesis import strategies as st
 from tiny import byte_bpe, sp_bpe, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.transplant.dynamic import (
-    DynamicTokenizer, HeuristicEmbedder, _word_spans, continuation_bits, evaluate_prompt_compression,
-    ngram_vocabulary, score_dynamic, split_prompt,
-)
+from tokenshift.transplant.dynamic import DynamicTokenizer, HeuristicEmbedder, score_dynamic, word_spans
+from tokenshift.transplant.dynamic_eval import continuation_bits, evaluate_prompt_compression, ngram_vocabulary, split_prompt
 
 TEXTS = ["abbaab abbaab baaab ab", "abbaab. baaab b'a abbaab", "éab éab 1234 12 baaab", "baaab abbaab éab"]
 TEXT = st.text(alphabet="ab é'1\n.", max_size=30).map(lambda s: s.encode("utf-8")) | st.binary(max_size=20)
@@ -50,7 +48,7 @@ def test_merging_is_lossless_inside_words_and_deterministic(setup, texts, merges
     for row, data in enumerate(texts):
         assert dyn.decode(batch, row) == data
         assert batch.base_ids[row] == vocab.encode(data)
-        starts = set(_word_spans(vocab, data))
+        starts = set(word_spans(vocab, data))
         for lo, hi in _symbol_spans(dyn, batch, row):
             assert not any(lo < s < hi for s in starts if s > 0), "a merged token crosses a word boundary"
     assert batch.lengths()[0] <= batch.lengths()[1]
@@ -68,7 +66,7 @@ def test_merges_shorten_the_batch_and_follow_pair_frequency(setup):
 
     pairs = Counter()
     for t, ids in zip(TEXTS, none.ids):
-        words = DynamicTokenizer(tok)._words(t.encode())[1]
+        words = DynamicTokenizer(tok).words(t.encode())[1]
         for w in words:
             pairs.update(zip(w, w[1:]))
     assert pairs[batch.merges[0]] == max(pairs.values())
@@ -123,13 +121,13 @@ def test_ngram_vocabulary_counts_runs_inside_or_across_words(setup):
     tok, vocab, _ = setup
     data = [t.encode("utf-8") for t in TEXTS]
     dyn = DynamicTokenizer(tok, max_merges=0)
-    counts = Counter(w[i : i + n] for d in data for w in dyn._words(d)[1]
+    counts = Counter(w[i : i + n] for d in data for w in dyn.words(d)[1]
                      for n in (2, 3) for i in range(len(w) - n + 1))
     spell = lambda g: b"".join(vocab.pieces[i] for i in g)  # noqa: E731
     grams = ngram_vocabulary(tok, data, 1000, max_n=3, progress=False)
     assert grams and len({spell(g) for g in grams}) == len(grams)
-    assert all(spell(g) not in dyn._by_bytes for g in grams)
-    assert counts[grams[0]] == max(c for g, c in counts.items() if spell(g) not in dyn._by_bytes)
+    assert all(spell(g) not in dyn.by_bytes for g in grams)
+    assert counts[grams[0]] == max(c for g, c in counts.items() if spell(g) not in dyn.by_bytes)
     assert all(len(g) <= 3 for g in grams)
     words = set(ngram_vocabulary(tok, data, 1000, progress=False))
     across = ngram_vocabulary(tok, data, 1000, progress=False, boundaries="none", exclude=[spell(g) for g in words])
@@ -168,7 +166,7 @@ def test_split_prompt_cuts_at_word_starts(setup):
     tok, vocab, _ = setup
     prompt, cont = split_prompt(tok, DOC, 100, 60)
     assert DOC.startswith(prompt + cont) and 50 < len(prompt) <= 100 and 30 < len(cont) <= 60
-    starts = set(_word_spans(vocab, DOC))
+    starts = set(word_spans(vocab, DOC))
     assert len(prompt) in starts and len(prompt + cont) in starts
     assert split_prompt(tok, DOC[:100], 100, 60) is None  # too short for both parts
     with pytest.raises(ValueError, match="prompt_bytes"):
