@@ -14,8 +14,8 @@ from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.transplant import transplant
 from tokenshift.transplant.api import parse_id_ranges
-from tokenshift.transplant.distill import (align_chunks, alm_loss, binary_kl, collate_pairs,
-                                           distill_transplant, pack_pairs, space_mask)
+from tokenshift.transplant.alm import align_chunks, alm_loss, binary_kl, collate_pairs, pack_pairs, space_mask
+from tokenshift.transplant.distill import distill_transplant
 
 OTHER_TEXT = "the cat sat on the mat; a bat ate a rat. ab ba 12 34 \u00e9t\u00e9 " * 30
 FAST = dict(batch_size=2, block_size=32, learning_rate=1e-2, progress=False)
