@@ -15,19 +15,35 @@ over every tokenization, for tiny vocabularies.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..pretok import canonical_encode, encode_many
+from ..trie import TokenTrie
 from ..utf8 import incomplete_tail
+from ..vocab import ByteVocab
 from .bounds import decide, normalised_bounds, slot_bounds
 from .cover import Group, Members, advance_groups, draft_laws
-from .protocols import EOT
+from .protocols import EOT, TokenTreeScorer
 
-if TYPE_CHECKING:
-    from .model import Core
+
+@dataclass
+class Core:
+    """Shared, state-independent tables for one (model, tokenizer) pair."""
+
+    vocab: ByteVocab
+    lm: TokenTreeScorer
+    trie: TokenTrie
+    table: np.ndarray  # (V, max_len + 1) uint16 token bytes, 256 past the end; specials all 256
+    lengths: np.ndarray  # (V,) byte length of each token, 0 for specials
+    byte_ids: np.ndarray  # ids that stand for bytes
+    probes: list[bytes]  # one token's bytes per distinct first character (pre-tokenizer probes)
+    start_id: int
+    eos_ids: list[int]
+    letter_cuts: bool = False  # cuts inside runs of letters are exact for this tokenizer (pretok.letter_cut)
 
 
 class CoverState:

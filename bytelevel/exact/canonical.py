@@ -9,7 +9,7 @@ certain. The package docstring has the definitions and the reasons.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -17,12 +17,9 @@ import torch
 from ..pretok import letter_cut, stable_cuts
 from ..trie import TokenReach
 from ..utf8 import incomplete_tail, utf8_allowed
-from .base import CoverState, LazyMass
+from .base import Core, CoverState, LazyMass
 from .bounds import DistributionBounds, decide, pick
 from .cover import Group, ends_with_at, last_token_candidates, needs_probes, prefix_spelling
-
-if TYPE_CHECKING:
-    from .model import Core
 
 
 class TokenByteState(CoverState):

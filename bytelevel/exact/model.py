@@ -1,7 +1,6 @@
 """`TokenByteModel`: the exact `ByteModel` over a tokenized LM, and the tables its states share."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from ..pretok import letter_cuts_supported
 from ..trie import TokenTrie
 from ..vocab import ByteVocab
-from .base import CoverState
+from .base import CoverState, Core
 from .canonical import TokenByteState
 from .cover import token_tables
 from .hf import HFTokenLM
@@ -19,22 +18,6 @@ from .reference import AllTokenizationsState
 
 # the state class of each definition of the covers (see the package docstring)
 STATES: dict[str, type[CoverState]] = {"canonical": TokenByteState, "all": AllTokenizationsState}
-
-
-@dataclass
-class Core:
-    """Shared, state-independent tables for one (model, tokenizer) pair."""
-
-    vocab: ByteVocab
-    lm: TokenTreeScorer
-    trie: TokenTrie
-    table: np.ndarray  # (V, max_len + 1) uint16 token bytes, 256 past the end; specials all 256
-    lengths: np.ndarray  # (V,) byte length of each token, 0 for specials
-    byte_ids: np.ndarray  # ids that stand for bytes
-    probes: list[bytes]  # one token's bytes per distinct first character (pre-tokenizer probes)
-    start_id: int
-    eos_ids: list[int]
-    letter_cuts: bool = False  # cuts inside runs of letters are exact for this tokenizer (pretok.letter_cut)
 
 
 class RowTreeScorer:

@@ -10,16 +10,13 @@ distribution; speculative steps work as in the canonical state (base.py).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .base import CoverState
+from .base import Core, CoverState
 from .bounds import DistributionBounds, pick
 from .cover import Group, last_token_candidates, segmentations
-
-if TYPE_CHECKING:
-    from .model import Core
 
 
 class AllTokenizationsState(CoverState):
