@@ -1,8 +1,8 @@
 """tokenshift.hypernet: ZeTT hypernetworks that predict a base LM's embeddings for any tokenizer.
 
 `HyperNetwork` (model.py), the UnigramLM tokenizer sampler (sampling.py), and
-Lightning training (train.py: `train_hypernet`, `tokenshift train-hypernet`;
-imported lazily, it needs `lightning`).
+Lightning training (train.py: `train_hypernet`, `tokenshift train-hypernet`; its
+text windows: data.py; imported lazily, they need `lightning`).
 """
 from .model import HyperNetConfig, HyperNetwork
 from .sampling import TokenizerSampler

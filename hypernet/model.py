@@ -37,6 +37,7 @@ from torch import nn
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.decompose import Decomposer
 from tokenshift.bytelevel.progress import progress as progress_bar
+from tokenshift.common import specials
 from tokenshift.common.embeddings import embedding_rows
 
 FORMAT = "tokenshift-hypernet"
@@ -260,10 +261,8 @@ class HyperNetwork(nn.Module):
                            progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Input and output embedding matrices, each (len(new vocab), d), for every id of `new_tokenizer`.
 
-        Tokens with bytes are predicted; a special token takes the base row of
-        the special with the same text, else of the same role (bos/eos), else
-        the mean of the base specials' rows; ids standing for nothing get the
-        mean base row. For a tied base the two matrices are equal.
+        Tokens with bytes are predicted; special tokens get `special_rows`; ids standing for
+        nothing get the mean base row. For a tied base the two matrices are equal.
         """
         new = ByteVocab.of(new_tokenizer)
         d, n = self.config.base_dim, len(new.pieces)
@@ -278,27 +277,37 @@ class HyperNetwork(nn.Module):
             out_in[ids], out_out[ids] = rows_in, rows_out
             bar.update(len(ids))
         bar.close()
-        for i, text in new.special.items():
-            j = self._special_source(text, i, new)
-            if j is None:
-                pool = [k for k in self.vocab.special if k < self.config.base_vocab]
-                if pool:
-                    out_in[i], out_out[i] = self.rows_in[pool].mean(0).cpu(), rows_out_base[pool].mean(0).cpu()
-                continue
-            out_in[i], out_out[i] = self.rows_in[j].cpu(), rows_out_base[j].cpu()
+        ids, rows_in, rows_out = self.special_rows(new, new_tokenizer)
+        out_in[ids], out_out[ids] = rows_in.cpu(), rows_out.cpu()
         return out_in, out_out
 
-    def _special_source(self, text: str, new_id: int, new: ByteVocab) -> int | None:
-        """The base id whose row a new special token takes: same text, else same role (bos/eos)."""
-        rows = self.config.base_vocab
-        same = next((k for k, t in self.vocab.special.items() if t == text and k < rows), None)
-        if same is not None:
-            return same
-        for role in ("bos_id", "eos_id"):
-            if getattr(new, role) == new_id and getattr(self.vocab, role) is not None:
-                j = getattr(self.vocab, role)
-                return j if j < rows else None
-        return None
+    def special_rows(self, new: ByteVocab, new_tokenizer: Any) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """(the special ids of `new`, their input rows, their output rows), as `transplant` places specials:
+        the base rows of the special with the same text, else of the same role (`common.specials`; an
+        untied base may give input and output different rows), else the mean of the base specials' rows
+        (the mean base row when it has none). Training uses it too, so the network learns with the rows
+        a transplanted model will have."""
+        base = {i: t for i, t in self.vocab.special.items() if i < self.config.base_vocab}
+        by_text: dict[str, int] = {}
+        for i, text in base.items():
+            by_text.setdefault(text, i)
+        by_role = specials.rows_by_role(base, specials.declared_roles(self.base_tokenizer, self.vocab.bos_id,
+                                                                      self.vocab.eos_id))
+        roles = specials.special_roles(new.special, specials.declared_roles(new_tokenizer, new.bos_id, new.eos_id))
+        ids = sorted(new.special)
+        sources: dict[int, tuple[int, int]] = {}  # new id -> base ids of its (input, output) rows
+        for i in ids:
+            match = specials.match_by_role(roles.get(i, ()), by_role)
+            if new.special[i] in by_text:
+                sources[i] = (by_text[new.special[i]],) * 2
+            elif match is not None:  # a tied base has one row: the input one
+                sources[i] = (match.input_id, match.output_id if self.rows_out is not None else match.input_id)
+        out = []
+        for side, matrix in enumerate((self.rows_in, self.rows_in if self.rows_out is None else self.rows_out)):
+            mean = matrix[list(base)].mean(0) if base else matrix.mean(0)
+            picked = [matrix[sources[i][side]] if i in sources else mean for i in ids]
+            out.append(torch.stack(picked) if picked else matrix.new_zeros(0, self.config.base_dim))
+        return ids, out[0], out[1]
 
     # -- files ----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from tiny import byte_bpe, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.hypernet import HyperNetwork
@@ -28,6 +29,23 @@ def test_special_token_takes_the_base_row_of_the_same_text(base, other_tokenizer
     old_id = tok.convert_tokens_to_ids("<|endoftext|>")
     torch.testing.assert_close(rows_in[new_id], model.model.embed_tokens.weight[old_id].detach())
     torch.testing.assert_close(rows_out[new_id], model.lm_head.weight[old_id].detach())
+
+
+def test_special_token_without_a_same_text_base_special_takes_its_roles_rows():
+    """As transplant places specials (`common.specials`): a new `<|doc|>` declared BOS and EOS reads like
+    the base's `<s>` and is predicted like its `</s>`; `[CLS]` has no role the base has and gets the mean
+    of the base specials' rows."""
+    tok = byte_bpe(300, ("<s>", "</s>"))  # and <|endoftext|>, which byte_bpe always adds
+    model = tiny_llama(len(ByteVocab.from_tokenizer(tok).pieces), seed=3, dtype=torch.float32)
+    new = byte_bpe(300, ("<|doc|>", "[CLS]"))
+    new.bos_token = new.eos_token = "<|doc|>"
+    rows_in, rows_out = HyperNetwork.from_base(model, tok, hidden_size=32).predict_embeddings(new, progress=False)
+    emb, head = model.model.embed_tokens.weight.detach(), model.lm_head.weight.detach()
+    bos, eos, eot = tok.convert_tokens_to_ids(["<s>", "</s>", "<|endoftext|>"])
+    doc, cls = new.convert_tokens_to_ids(["<|doc|>", "[CLS]"])
+    assert torch.equal(rows_in[doc], emb[bos]) and torch.equal(rows_out[doc], head[eos])
+    torch.testing.assert_close(rows_in[cls], emb[[bos, eos, eot]].mean(0))
+    torch.testing.assert_close(rows_out[cls], head[[bos, eos, eot]].mean(0))
 
 
 def test_tied_base_gets_equal_input_and_output_rows(tied_base, other_tokenizer):

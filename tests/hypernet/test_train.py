@@ -1,4 +1,4 @@
-"""Hypernet training: identity warm-up, the LM loss path, the schedule, and resuming a SIGKILLed run."""
+"""Hypernet training: identity warm-up, the LM loss path, the schedule, its inputs, and resuming a SIGKILLed run."""
 from __future__ import annotations
 
 import math
@@ -9,14 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.hypernet.train import HyperNetModule, TextStream, encode_batch, learning_rate_at, train_hypernet
+from tokenshift.common.packing import IGNORE
+from tokenshift.hypernet.data import TextStream
+from tokenshift.hypernet.train import (HyperNetModule, HyperNetTrainConfig, encode_batch, learning_rate_at,
+                                       train_hypernet)
 
 CONFIG = Path(__file__).resolve().parents[2] / "hypernet" / "configs" / "small.yaml"
 
@@ -31,7 +33,8 @@ def test_identity_warmup_reproduces_base_rows(base, corpus, tmp_path):
         cos = torch.cosine_similarity(pred[ids], true[ids].detach(), dim=-1)
         assert cos.min() >= 0.99, (cos.min(), cos.mean())
     assert (tmp_path / "hypernet" / "model.safetensors").exists()  # exported when training ends
-    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and all(k.startswith("hypernet.") for k in state)  # the frozen base is never checkpointed
 
 
 def test_lm_loss_is_the_base_models_loss_with_the_predicted_rows(base, corpus):
@@ -39,8 +42,8 @@ def test_lm_loss_is_the_base_models_loss_with_the_predicted_rows(base, corpus):
     import copy
 
     model, tok = base
-    module = HyperNetModule(base_model="<object>", _objects=(model, tok), sampled_vocab_size=500, block_size=32,
-                            identity_steps=0, queue_size=1)
+    module = HyperNetModule(model, tok, HyperNetTrainConfig(sampled_vocab_size=500, block_size=32, identity_steps=0,
+                                                            queue_size=1))
     texts = [corpus[0][:300], corpus[1][100:400]]
     parts = module.lm_loss(texts, step=0)
     parts["lm"].backward()
@@ -62,10 +65,33 @@ def test_lm_loss_is_the_base_models_loss_with_the_predicted_rows(base, corpus):
         ref.model.embed_tokens.weight.copy_(rows_in)
         ref.lm_head.weight.copy_(rows_out)
         labels = ids.clone()
-        labels[labels < 0] = -100
+        labels[labels < 0] = IGNORE
         expected = ref(input_ids=ids.clamp_min(0), attention_mask=(ids >= 0).long(), labels=labels).loss
     torch.testing.assert_close(parts["lm"].detach(), expected, rtol=1e-4, atol=1e-4)
     assert 0 < float(parts["overlap"]) < 1  # some sampled tokens are one base token: the lexical loss has targets
+
+
+def test_files_train_as_the_same_texts_do(base, corpus, tmp_path):
+    """`files=` trains on what the files hold, exactly as the same strings given as `texts=`."""
+    model, tok = base
+    (tmp_path / "train.txt").write_text("\n".join(corpus), encoding="utf-8")
+    opts = dict(steps=3, identity_steps=1, sampled_vocab_size=500, hidden_size=32, block_size=32, queue_size=1,
+                batch_size=2, text_chars=256, progress=False, accelerator="cpu")
+    a = train_hypernet(model, tok, ["\n".join(corpus)], tmp_path / "a", **opts).state_dict()
+    b = train_hypernet(model, tok, out_dir=tmp_path / "b", files=[tmp_path / "train.txt"], **opts).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_training_input_says_what_to_do(base, tmp_path):
+    model, tok = base
+    with pytest.raises(ValueError, match="pass texts="):
+        train_hypernet(model, tok, out_dir=tmp_path)
+    with pytest.raises(TypeError, match="texts= takes strings; pass file paths as files="):
+        train_hypernet(model, tok, [tmp_path / "train.txt"], tmp_path)
+    with pytest.raises(TypeError, match="unknown train_hypernet option.*lerning_rate"):
+        train_hypernet(model, tok, ["some text"], tmp_path, lerning_rate=1e-3)
+    with pytest.raises(ValueError, match="sampled_vocab_size must be > 256.*learning_rate must be > 0.*model.config"):
+        HyperNetTrainConfig(sampled_vocab_size=100, learning_rate=0)
 
 
 def test_text_stream_is_resumable_and_differs_by_rank():
@@ -81,8 +107,8 @@ def test_text_stream_is_resumable_and_differs_by_rank():
 def test_learning_rate_schedule_worked_example():
     """identity 10 steps to 1e-2, then warm-up 10 steps to 1e-3, cosine to 0.1 x 1e-3 at step 40:
     step 4 -> 1e-2 x 5/10; step 14 -> 1e-3 x 5/10; step 30 (half-way through the decay) -> 1e-3 x 0.55."""
-    h = SimpleNamespace(identity_steps=10, identity_learning_rate=1e-2, learning_rate=1e-3, warmup_steps=10,
-                        lr_alpha=0.1)
+    h = HyperNetTrainConfig(identity_steps=10, identity_learning_rate=1e-2, learning_rate=1e-3, warmup_steps=10,
+                            lr_alpha=0.1)
     assert math.isclose(learning_rate_at(4, h, 40), 5e-3)
     assert math.isclose(learning_rate_at(14, h, 40), 5e-4)
     assert math.isclose(learning_rate_at(30, h, 40), 1e-3 * 0.55)
@@ -92,8 +118,9 @@ def test_learning_rate_schedule_worked_example():
 def _cli(root: Path, base_dir: Path, text: Path, steps: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "tokenshift.cli", "train-hypernet", "--config", str(CONFIG),
             "--model.base_model", str(base_dir), "--data.files", f"[{text}]", "--trainer.max_steps", str(steps),
-            "--trainer.max_time", "null", "--model.identity_steps", "5", "--model.sampled_vocab_size", "500",
-            "--model.hidden_size", "32", "--data.batch_size", "2", "--model.block_size", "32",
+            "--trainer.max_time", "null", "--model.config.identity_steps", "5",
+            "--model.config.sampled_vocab_size", "500", "--model.config.hidden_size", "32", "--data.batch_size", "2",
+            "--model.config.block_size", "32",
             "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
             "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.callbacks.init_args.dirpath", str(root / "ckpt"),
@@ -157,7 +184,7 @@ def test_missing_training_text_is_found_before_the_base_model_loads(monkeypatch,
 
 def test_hypernet_data_falls_back_on_builtin_texts(monkeypatch, capsys):
     import tokenshift.bytelevel.corpus as corpus
-    from tokenshift.hypernet.train import HyperNetData
+    from tokenshift.hypernet.data import HyperNetData
 
     monkeypatch.setattr(corpus, "shared_data_dir", lambda: None)
     data = HyperNetData(languages=["en", "code", "de"], batch_size=2, text_chars=64)
