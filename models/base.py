@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tokenshift.bytelevel.exact import EOT
@@ -82,9 +83,9 @@ class PretrainedByteLM(registry.Registered, nn.Module):
 class CachedByteState:
     """The `ByteState` protocol shared by the byte models here: they differ only in their caches.
 
-    A subclass sets its caches up in `_setup` and implements `_feed(ids)`, which
-    runs the new ids through the model, sets `self._logprobs` (257,) and
-    advances `self.n`. The prompt is fed after the document start (BOS).
+    A subclass sets its caches up in `_setup` and implements `_step`, which runs
+    the new ids through the model; `_feed` checks the context window around it
+    and keeps the last log-probs. The prompt is fed after the document start (BOS).
     """
 
     def __init__(self, model: Any, prefix: bytes = b""):
@@ -102,8 +103,20 @@ class CachedByteState:
     def _setup(self) -> None:
         raise NotImplementedError
 
-    def _feed(self, ids: list[int]) -> None:
+    def _step(self, ids: list[int], x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(1, T, 257) logits after each new id; x (1, T) holds `ids`, positions (1, T) count on from `n`."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def _feed(self, ids: list[int]) -> None:
+        model = self.model
+        if self.n + len(ids) > model.config.max_bytes:
+            raise ValueError(f"the text reached the model's context window of {model.config.max_bytes - 1} bytes")
+        x = torch.tensor([ids], device=model.device)
+        positions = torch.arange(self.n, self.n + len(ids), device=model.device)[None]
+        logits = self._step(ids, x, positions)
+        self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
+        self.n += len(ids)
 
     def logprobs(self) -> torch.Tensor:
         """(257,) float64 log-probs of the next byte; slot 256 is end of text."""

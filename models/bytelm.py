@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
-from .layers import Block, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
+from .layers import BlockStack, KVCache, RMSNorm, causal_segment_mask, check_sizes, init_weights, segments_from_bos
 
 
 @dataclass
@@ -27,9 +26,7 @@ class ByteLMConfig:
     init_std: float = 0.02
 
     def __post_init__(self):
-        for name in ("d_model", "n_layers", "n_heads", "max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ByteLMConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_sizes(self, ("d_model", "n_layers", "n_heads", "max_bytes"))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
@@ -42,17 +39,14 @@ class ByteLM(PretrainedByteLM):
         super().__init__(config)
         c = config
         self.embed = nn.Embedding(VOCAB, c.d_model)
-        self.blocks = nn.ModuleList(Block(c.d_model, c.n_heads, c.mlp_ratio, c.rope_theta) for _ in range(c.n_layers))
+        self.blocks = BlockStack(c.n_layers, c.d_model, c.n_heads, c.mlp_ratio, c.rope_theta)
         self.norm = RMSNorm(c.d_model)
         self.head = nn.Linear(c.d_model, VOCAB, bias=False)
         init_weights(self, c.init_std)
 
     def run(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
             caches: list[KVCache] | None = None) -> torch.Tensor:
-        h = self.embed(ids)
-        for i, block in enumerate(self.blocks):
-            h = block(h, positions, mask, caches[i] if caches else None)
-        return self.head(self.norm(h))
+        return self.head(self.norm(self.blocks(self.embed(ids), positions, mask, caches)))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) packed rows (documents start with BOS) -> logits (B, T, 257)."""
@@ -67,15 +61,7 @@ class ByteLMState(CachedByteState):
     """Incremental ByteLM with a KV cache per layer."""
 
     def _setup(self) -> None:
-        self.caches = [KVCache() for _ in range(self.model.config.n_layers)]
+        self.caches = self.model.blocks.new_caches()
 
-    @torch.no_grad()
-    def _feed(self, ids: list[int]) -> None:
-        model = self.model
-        if self.n + len(ids) > model.config.max_bytes:
-            raise ValueError(f"the text reached the model's context window of {model.config.max_bytes - 1} bytes")
-        x = torch.tensor([ids], device=model.device)
-        positions = torch.arange(self.n, self.n + len(ids), device=model.device)[None]
-        logits = model.run(x, positions, None, self.caches)
-        self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
-        self.n += len(ids)
+    def _step(self, ids: list[int], x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.run(x, positions, None, self.caches)

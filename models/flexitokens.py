@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
-from .layers import Block, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
+from .layers import BlockStack, KVCache, RMSNorm, causal_segment_mask, check_sizes, init_weights, segments_from_bos
 
 BoundaryLoss = Literal["hinge", "binomial"]
 EvalBoundaries = Literal["sampled", "threshold"]
@@ -59,10 +59,8 @@ class FlexiTokensConfig:
     init_std: float = 0.02
 
     def __post_init__(self):
-        for name in ("d_byte", "d_backbone", "n_pre", "n_backbone", "n_post", "n_heads_byte", "n_heads_backbone",
-                     "max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FlexiTokensConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_sizes(self, ("d_byte", "d_backbone", "n_pre", "n_backbone", "n_post", "n_heads_byte",
+                           "n_heads_backbone", "max_bytes"))
         if self.d_byte % self.n_heads_byte or self.d_backbone % self.n_heads_backbone:
             raise ValueError(f"widths must divide into heads: d_byte {self.d_byte} / {self.n_heads_byte}, "
                              f"d_backbone {self.d_backbone} / {self.n_heads_backbone}")
@@ -207,16 +205,15 @@ class FlexiTokensLM(PretrainedByteLM):
         super().__init__(config)
         c = config
         self.embed = nn.Embedding(VOCAB, c.d_byte)
-        self.pre = nn.ModuleList(Block(c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta) for _ in range(c.n_pre))
+        self.pre = BlockStack(c.n_pre, c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta)
         self.predictor = BoundaryPredictor(c.d_byte, round(c.predictor_ratio * c.d_byte), c.priors[c.languages[0]][0])
         self.null_group = nn.Parameter(torch.zeros(c.d_byte))  # the slot before a document's first segment
         self.pool_norm = RMSNorm(c.d_byte)
         self.down = nn.Linear(c.d_byte, c.d_backbone, bias=False)
-        self.backbone = nn.ModuleList(
-            Block(c.d_backbone, c.n_heads_backbone, c.mlp_ratio, c.rope_theta) for _ in range(c.n_backbone))
+        self.backbone = BlockStack(c.n_backbone, c.d_backbone, c.n_heads_backbone, c.mlp_ratio, c.rope_theta)
         self.backbone_norm = RMSNorm(c.d_backbone)
         self.up = nn.Linear(c.d_backbone, c.d_byte, bias=False)
-        self.post = nn.ModuleList(Block(c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta) for _ in range(c.n_post))
+        self.post = BlockStack(c.n_post, c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta)
         self.norm = RMSNorm(c.d_byte)
         self.head = nn.Linear(c.d_byte, VOCAB, bias=False)
         init_weights(self, c.init_std)
@@ -227,10 +224,7 @@ class FlexiTokensLM(PretrainedByteLM):
     # -- stages, shared by training and generation --------------------------------------------
     def encode(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                caches: list[KVCache] | None = None) -> torch.Tensor:
-        h = self.embed(ids)
-        for i, block in enumerate(self.pre):
-            h = block(h, positions, mask, caches[i] if caches else None)
-        return h
+        return self.pre(self.embed(ids), positions, mask, caches)
 
     def boundaries(self, h: torch.Tensor, start: torch.Tensor, positions: torch.Tensor, sample: bool) -> torch.Tensor:
         """(B, T) straight-through 0/1 from states h (B, T, d_byte); forced to 1 where `start` (BOS).
@@ -245,18 +239,13 @@ class FlexiTokensLM(PretrainedByteLM):
     def run_backbone(self, pooled: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                      caches: list[KVCache] | None = None) -> torch.Tensor:
         """pooled (B, S, d_byte) segment means (null groups in place) -> (B, S, d_byte) context vectors."""
-        x = self.down(self.pool_norm(pooled))
-        for i, block in enumerate(self.backbone):
-            x = block(x, positions, mask, caches[i] if caches else None)
+        x = self.backbone(self.down(self.pool_norm(pooled)), positions, mask, caches)
         return self.up(self.backbone_norm(x))
 
     def decode(self, h: torch.Tensor, context: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                caches: list[KVCache] | None = None) -> torch.Tensor:
         """h (B, T, d_byte) byte-layer states (the residual) + context (B, T, d_byte) -> logits (B, T, 257)."""
-        x = h + context
-        for i, block in enumerate(self.post):
-            x = block(x, positions, mask, caches[i] if caches else None)
-        return self.head(self.norm(x))
+        return self.head(self.norm(self.post(h + context, positions, mask, caches)))
 
     # -- training -----------------------------------------------------------------------------
     def run(self, ids: torch.Tensor) -> FlexiOutput:
@@ -347,22 +336,15 @@ class FlexiTokensState(CachedByteState):
 
     def _setup(self) -> None:
         model, c = self.model, self.model.config
-        self.pre = [KVCache() for _ in range(c.n_pre)]
-        self.post = [KVCache() for _ in range(c.n_post)]
-        self.bb = [KVCache() for _ in range(c.n_backbone)]
+        self.pre, self.post, self.bb = model.pre.new_caches(), model.post.new_caches(), model.backbone.new_caches()
         dtype = model.embed.weight.dtype
         self.open_sum = torch.zeros(c.d_byte, device=model.device, dtype=dtype)  # states of the segment being read
         self.open_count = 0
         self.table = torch.zeros(0, c.d_byte, device=model.device, dtype=dtype)  # backbone output of each closed slot
         self.starts: list[int] = []  # byte offsets (after BOS) where a segment starts
 
-    @torch.no_grad()
-    def _feed(self, ids: list[int]) -> None:
+    def _step(self, ids: list[int], x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         model, dev = self.model, self.model.device
-        if self.n + len(ids) > model.config.max_bytes:
-            raise ValueError(f"the text reached the model's context window of {model.config.max_bytes - 1} bytes")
-        x = torch.tensor([ids], device=dev)
-        positions = torch.arange(self.n, self.n + len(ids), device=dev)[None]
         h = model.encode(x, positions, None, self.pre)
         b = model.boundaries(h, x == BOS, positions, sample=False)[0].tolist()  # only the first id can be BOS
         closed, context = [], []
@@ -384,6 +366,4 @@ class FlexiTokensState(CachedByteState):
             out = model.run_backbone(torch.stack(closed)[None], slot_pos, None, self.bb)
             self.table = torch.cat([self.table, out[0]])
         ctx = self.table[torch.tensor(context, device=dev)][None]
-        logits = model.decode(h, ctx, positions, None, self.post)
-        self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
-        self.n += len(ids)
+        return model.decode(h, ctx, positions, None, self.post)

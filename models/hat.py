@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import BOS, VOCAB, CachedByteState, PretrainedByteLM
-from .layers import Block, CrossAttention, KVCache, RMSNorm, causal_segment_mask, init_weights, segments_from_bos
+from .layers import (BlockStack, CrossAttention, KVCache, RMSNorm, causal_segment_mask, check_sizes, init_weights,
+                     segments_from_bos)
 from .splitter import WordStream
 
 
@@ -42,9 +42,8 @@ class HATConfig:
     init_std: float = 0.02
 
     def __post_init__(self):
-        for name in ("d_byte", "d_word", "n_enc", "n_backbone", "n_dec", "n_heads_byte", "n_heads_word", "max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"HATConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_sizes(self, ("d_byte", "d_word", "n_enc", "n_backbone", "n_dec", "n_heads_byte", "n_heads_word",
+                           "max_bytes"))
         if self.d_byte % self.n_heads_byte or self.d_word % self.n_heads_word:
             raise ValueError(f"widths must divide into heads: d_byte {self.d_byte} / {self.n_heads_byte}, "
                              f"d_word {self.d_word} / {self.n_heads_word}")
@@ -141,16 +140,15 @@ class HATLM(PretrainedByteLM):
         super().__init__(config)
         c = config
         self.embed = nn.Embedding(VOCAB, c.d_byte)
-        self.encoder = nn.ModuleList(Block(c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta) for _ in range(c.n_enc))
+        self.encoder = BlockStack(c.n_enc, c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta)
         self.pool_norm = RMSNorm(c.d_byte)
         self.latent_query = nn.Parameter(torch.zeros(c.d_word))
         self.pool = CrossAttention(c.d_word, c.d_byte, c.n_heads_word)
-        self.backbone = nn.ModuleList(
-            Block(c.d_word, c.n_heads_word, c.mlp_ratio, c.rope_theta) for _ in range(c.n_backbone))
+        self.backbone = BlockStack(c.n_backbone, c.d_word, c.n_heads_word, c.mlp_ratio, c.rope_theta)
         self.backbone_norm = RMSNorm(c.d_word)
         self.first_word = nn.Parameter(torch.zeros(c.d_word))  # the context before any word is complete
         self.context = nn.ModuleList(WordContext(c.d_byte, c.d_word) for _ in range(c.n_dec))
-        self.decoder = nn.ModuleList(Block(c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta) for _ in range(c.n_dec))
+        self.decoder = BlockStack(c.n_dec, c.d_byte, c.n_heads_byte, c.mlp_ratio, c.rope_theta)
         self.norm = RMSNorm(c.d_byte)
         self.head = nn.Linear(c.d_byte, VOCAB, bias=False)
         init_weights(self, c.init_std)
@@ -160,10 +158,7 @@ class HATLM(PretrainedByteLM):
     # -- stages, shared by training and generation --------------------------------------------
     def encode(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                caches: list[KVCache] | None = None) -> torch.Tensor:
-        h = self.embed(ids)
-        for i, block in enumerate(self.encoder):
-            h = block(h, positions, mask, caches[i] if caches else None)
-        return h
+        return self.encoder(self.embed(ids), positions, mask, caches)
 
     def pool_words(self, states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """states (W, L, d_byte) of each word's bytes (padded), valid (W, L) -> (W, d_word)."""
@@ -174,17 +169,13 @@ class HATLM(PretrainedByteLM):
 
     def run_backbone(self, words: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                      caches: list[KVCache] | None = None) -> torch.Tensor:
-        for i, block in enumerate(self.backbone):
-            words = block(words, positions, mask, caches[i] if caches else None)
-        return self.backbone_norm(words)
+        return self.backbone_norm(self.backbone(words, positions, mask, caches))
 
     def decode(self, h: torch.Tensor, table: torch.Tensor, context: torch.Tensor, positions: torch.Tensor,
                mask: torch.Tensor | None, caches: list[KVCache] | None = None) -> torch.Tensor:
         """h (B, T, d_byte) encoder states; table (N, d_word) context vectors; context (B, T) rows of it."""
-        for i, (ctx, block) in enumerate(zip(self.context, self.decoder)):
-            h = h + ctx(table)[context]
-            h = block(h, positions, mask, caches[i] if caches else None)
-        return self.head(self.norm(h))
+        adds = (ctx(table)[context] for ctx in self.context)  # each layer's word context, made as it runs
+        return self.head(self.norm(self.decoder(h, positions, mask, caches, adds)))
 
     # -- training -----------------------------------------------------------------------------
     def forward(self, ids: torch.Tensor, layout: WordLayout | None = None) -> torch.Tensor:
@@ -227,22 +218,16 @@ class HATState(CachedByteState):
 
     def _setup(self) -> None:
         model, c = self.model, self.model.config
-        self.enc = [KVCache() for _ in range(c.n_enc)]
-        self.dec = [KVCache() for _ in range(c.n_dec)]
-        self.bb = [KVCache() for _ in range(c.n_backbone)]
+        self.enc, self.dec = model.encoder.new_caches(), model.decoder.new_caches()
+        self.bb = model.backbone.new_caches()
         self.stream = WordStream(c.max_word_bytes)
         self.states = torch.zeros(0, c.d_byte, device=model.device)  # encoder states from byte `self.offset` on
         self.offset = 0
         self.starts = [0]  # revealed words (the BOS is word 0)
         self.table = model.first_word[None].detach()  # first word, then backbone outputs of pooled words
 
-    @torch.no_grad()
-    def _feed(self, ids: list[int]) -> None:
+    def _step(self, ids: list[int], x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         model, dev = self.model, self.model.device
-        if self.n + len(ids) > model.config.max_bytes:
-            raise ValueError(f"the text reached the model's context window of {model.config.max_bytes - 1} bytes")
-        x = torch.tensor([ids], device=dev)
-        positions = torch.arange(self.n, self.n + len(ids), device=dev)[None]
         h = model.encode(x, positions, None, self.enc)
         self.states = torch.cat([self.states, h[0]])
         context = []
@@ -266,6 +251,4 @@ class HATState(CachedByteState):
             keep = self.starts[done] - self.offset
             self.states, self.offset = self.states[keep:], self.starts[done]
         ctx = torch.tensor([context], device=dev) + 1
-        logits = model.decode(h, self.table, ctx, positions, None, self.dec)
-        self._logprobs = F.log_softmax(logits[0, -1].double(), -1)
-        self.n += len(ids)
+        return model.decode(h, self.table, ctx, positions, None, self.dec)

@@ -2,7 +2,8 @@
 
 RMSNorm, rotary position embeddings (RoPE), the SwiGLU MLP, causal
 self-attention that keeps packed documents apart and has a KV cache for
-generation, cross-attention (the HAT word pooling), and the pre-norm block.
+generation, cross-attention (the HAT word pooling), the pre-norm block and
+the stack of them every model runs, and the size checks of the configs.
 Follows the Llama recipe (Touvron et al. 2023) as nanoGPT/litgpt write it.
 Not here: grouped-query attention, dropout, sliding windows (tiny CPU models
 do not need them).
@@ -10,6 +11,7 @@ do not need them).
 from __future__ import annotations
 
 import math
+from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -163,6 +165,41 @@ class Block(nn.Module):
                 cache: KVCache | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), positions, mask, cache)
         return x + self.mlp(self.norm2(x))
+
+
+class BlockStack(nn.ModuleList):
+    """`n` Blocks run in turn, with a KV cache each when generating: the layer loop of every model.
+
+    A ModuleList, so the weights keep their keys (`encoder.0.attn.qkv.weight`) in saved models.
+    """
+
+    def __init__(self, n: int, dim: int, n_heads: int, mlp_ratio: float = 8 / 3, rope_theta: float = 10000.0):
+        super().__init__(Block(dim, n_heads, mlp_ratio, rope_theta) for _ in range(n))
+
+    def new_caches(self) -> list[KVCache]:
+        """One empty cache per layer, for `forward(..., caches)`."""
+        return [KVCache() for _ in self]
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
+                caches: list[KVCache] | None = None, adds: Iterable[torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C); `mask` in training, or `caches` (one per layer) when stepping.
+
+        `adds`: one tensor per layer added to its input (HAT's word context), drawn just
+        before that layer runs, so a generator computes each only when it is needed.
+        """
+        extra = None if adds is None else iter(adds)
+        for i, block in enumerate(self):
+            if extra is not None:
+                x = x + next(extra)
+            x = block(x, positions, mask, caches[i] if caches else None)
+        return x
+
+
+def check_sizes(config: Any, names: Iterable[str]) -> None:
+    """ValueError naming the first of `names` (sizes, layer counts) below 1: a YAML config may give 0."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be >= 1, got {getattr(config, name)}")
 
 
 def _hidden(dim: int, ratio: float) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .layers import _hidden, segments_from_bos
+from .layers import _hidden, check_sizes, segments_from_bos
 from .registry import Registered
 
 FIM_SPECIALS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
@@ -40,9 +40,7 @@ class TokenLMConfig:
     init_std: float = 0.02
 
     def __post_init__(self):
-        for name in ("d_model", "n_layers", "n_heads", "max_positions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TokenLMConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_sizes(self, ("d_model", "n_layers", "n_heads", "max_positions"))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 

@@ -132,6 +132,19 @@ def test_save_load_roundtrip(kind, tmp_path):
         other.from_pretrained(tmp_path / "m")
 
 
+BLOCK_WEIGHTS = ["norm1", "attn.qkv", "attn.out", "norm2", "mlp.gate", "mlp.up", "mlp.down"]
+
+
+def test_layer_weights_keep_the_names_saved_models_have():
+    """Saved safetensors are read back by these names: renaming one would orphan every checkpoint."""
+    def stacks(*sizes):
+        return [f"{name}.{i}.{w}.weight" for name, n in sizes for i in range(n) for w in BLOCK_WEIGHTS]
+
+    assert list(tiny("bytelm").state_dict()) == ["embed.weight", *stacks(("blocks", 2)), "norm.weight", "head.weight"]
+    hat = [k for k in tiny("hat").state_dict() if k.split(".")[0] in ("encoder", "backbone", "decoder")]
+    assert hat == stacks(("encoder", 1), ("backbone", 2), ("decoder", 1))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_generate_and_score_through_bytelevel(kind):
     model = tiny(kind)

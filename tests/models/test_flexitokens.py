@@ -49,6 +49,13 @@ def test_next_byte_logprobs_sum_to_one():
         torch.testing.assert_close(torch.logsumexp(lp, 0), torch.tensor(0.0, dtype=lp.dtype), atol=1e-9, rtol=0)
 
 
+def test_layer_weights_keep_the_names_saved_models_have():
+    """Saved safetensors are read back by these names: renaming one would orphan every checkpoint."""
+    names = [k for k in tiny().state_dict() if k.split(".")[0] in ("pre", "backbone", "post")]
+    assert names == [f"{s}.{i}.{w}.weight" for s, n in (("pre", 1), ("backbone", 2), ("post", 1)) for i in range(n)
+                     for w in ("norm1", "attn.qkv", "attn.out", "norm2", "mlp.gate", "mlp.up", "mlp.down")]
+
+
 def test_untrained_model_has_some_boundaries_at_about_the_prior():
     """The predictor's bias starts at logit(α) = logit(0.3): neither no boundaries nor all (the tests
     below would check nothing about segments otherwise)."""
