@@ -112,3 +112,30 @@ def match_by_role(groups: tuple[tuple[str, ...], ...], old_by_role: dict[str, in
             role_out = min(usable, key=OUTPUT_ORDER.index)
             return RoleMatch(old_by_role[role_in], role_in, old_by_role[role_out], role_out)
     return None
+
+
+SAME_TEXT = "same text"
+
+
+def special_sources(old: dict[int, str], old_declared: dict[str, int], new: dict[int, str],
+                    new_declared: dict[str, int]) -> dict[int, RoleMatch]:
+    """new special id -> the old rows it starts from (the rules above); ids with no source are left out.
+
+    The old special with the same text first (both roles `SAME_TEXT`; the lowest such id), else
+    `match_by_role`. `old` and `new` map ids to texts; `*_declared` are their `declared_roles`.
+    Example: SmolLM2 -> GPT-2: {50256: RoleMatch(0, "same text", 0, "same text")}.
+    """
+    by_text: dict[str, int] = {}
+    for i, text in sorted(old.items()):
+        by_text.setdefault(text, i)
+    by_role = rows_by_role(old, old_declared)
+    roles = special_roles(new, new_declared)
+    out: dict[int, RoleMatch] = {}
+    for i, text in sorted(new.items()):
+        if text in by_text:
+            out[i] = RoleMatch(by_text[text], SAME_TEXT, by_text[text], SAME_TEXT)
+        else:
+            match = match_by_role(roles.get(i, ()), by_role)
+            if match is not None:
+                out[i] = match
+    return out

@@ -288,20 +288,12 @@ class HyperNetwork(nn.Module):
         (the mean base row when it has none). Training uses it too, so the network learns with the rows
         a transplanted model will have."""
         base = {i: t for i, t in self.vocab.special.items() if i < self.config.base_vocab}
-        by_text: dict[str, int] = {}
-        for i, text in base.items():
-            by_text.setdefault(text, i)
-        by_role = specials.rows_by_role(base, specials.declared_roles(self.base_tokenizer, self.vocab.bos_id,
-                                                                      self.vocab.eos_id))
-        roles = specials.special_roles(new.special, specials.declared_roles(new_tokenizer, new.bos_id, new.eos_id))
+        found = specials.special_sources(base, specials.declared_roles(self.base_tokenizer, self.vocab.bos_id,
+                                                                       self.vocab.eos_id),
+                                         new.special, specials.declared_roles(new_tokenizer, new.bos_id, new.eos_id))
         ids = sorted(new.special)
-        sources: dict[int, tuple[int, int]] = {}  # new id -> base ids of its (input, output) rows
-        for i in ids:
-            match = specials.match_by_role(roles.get(i, ()), by_role)
-            if new.special[i] in by_text:
-                sources[i] = (by_text[new.special[i]],) * 2
-            elif match is not None:  # a tied base has one row: the input one
-                sources[i] = (match.input_id, match.output_id if self.rows_out is not None else match.input_id)
+        # new id -> base ids of its (input, output) rows; a tied base has one row: the input one
+        sources = {i: (m.input_id, m.output_id if self.rows_out is not None else m.input_id) for i, m in found.items()}
         out = []
         for side, matrix in enumerate((self.rows_in, self.rows_in if self.rows_out is None else self.rows_out)):
             mean = matrix[list(base)].mean(0) if base else matrix.mean(0)

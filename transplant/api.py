@@ -208,28 +208,23 @@ def _place_specials(old: ByteVocab, new: ByteVocab, old_tokenizer: Any, new_toke
     """Rows for the new specials with the same text or the same role as an old one; returns those with neither."""
     n_rows = base[0].shape[0]
     old_specials = {i: t for i, t in old.special.items() if i < n_rows}
-    old_by_text = {text: i for i, text in old_specials.items()}
-    old_by_role = heuristics.rows_by_role(old_specials, _role_ids(old_tokenizer, old))
-    new_roles = heuristics.special_roles(new.special, _role_ids(new_tokenizer, new))
+    sources = specials.special_sources(old_specials, _role_ids(old_tokenizer, old), new.special,
+                                       _role_ids(new_tokenizer, new))
     unplaced: list[int] = []
     for i, text in sorted(new.special.items()):
         if i >= len(new.pieces):
             continue
         done[i] = True
-        if text in old_by_text:
-            j = old_by_text[text]
-            for rows, made in zip(base, out):
-                made[i] = rows[j]
-            report.specials[text] = f"{old.special[j]} (same text)"
-            copied_ids.append(i)
-            continue
-        match = heuristics.match_by_role(new_roles.get(i, ()), old_by_role)
+        match = sources.get(i)
         if match is None:
             unplaced.append(i)
             continue
         for rows, made, j in zip(base, out, (match.input_id, match.output_id)):
             made[i] = rows[j]
-        if len(base) == 1 or match.input_id == match.output_id:
+        if match.input_role == specials.SAME_TEXT:
+            report.specials[text] = f"{old.special[match.input_id]} (same text)"
+            copied_ids.append(i)
+        elif len(base) == 1 or match.input_id == match.output_id:
             report.specials[text] = f"{old.special[match.input_id]} ({match.input_role})"
             copied_ids.append(i)
         else:

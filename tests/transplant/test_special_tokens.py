@@ -6,8 +6,7 @@ import torch
 from tiny import TRAIN_TEXT, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab
-from tokenshift.common.specials import (
-    match_by_role, rows_by_role, special_roles)
+from tokenshift.common.specials import SAME_TEXT, match_by_role, rows_by_role, special_roles, special_sources
 from tokenshift.transplant import transplant
 
 GEMMA_LIKE = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
@@ -64,6 +63,19 @@ def test_unk_only_for_a_token_whose_one_role_is_unk():
     m = match_by_role((("bos", "eos"),), old)
     assert (m.input_id, m.output_id) == (2, 1)
     assert match_by_role((("turn_start",), ("bos",)), {**old, "turn_start": 7}).input_id == 7  # the name first
+
+
+def test_special_sources_same_text_first_then_role_else_nothing():
+    """SmolLM2-like base -> Mistral-like specials: <s>/</s> by role, a same-text marker wins over its role,
+    an unknown marker has no source (the caller's mean)."""
+    old = {0: "<|endoftext|>", 1: "<|im_start|>", 2: "<|im_end|>"}
+    old_declared = {"unk": 0, "bos": 1, "eos": 2}
+    new = {0: "<unk>", 1: "<s>", 2: "</s>", 5: "<|im_end|>", 9: "<my_marker>"}
+    got = special_sources(old, old_declared, new, {"unk": 0, "bos": 1, "eos": 2})
+    assert (got[1].input_id, got[1].input_role) == (0, "bos") and (got[2].output_id, got[2].output_role) == (0, "eos")
+    assert (got[5].input_id, got[5].input_role, got[5].output_id) == (2, SAME_TEXT, 2)
+    assert (got[0].input_id, got[0].input_role) == (0, "unk")  # "<unk>"'s one role: the base's declared unk
+    assert 9 not in got
 
 
 @pytest.mark.parametrize("tied", [True, False])
