@@ -75,7 +75,7 @@ def flops_per_byte(lit: LitLM, name: str, bytes_per_word: float, bytes_per_token
 
 def perturb(text: str, rate: float, rng: random.Random) -> str:
     """Change `rate` of the letters: half case flips, half typos (a neighbouring letter of the same text)."""
-    letters = [c for c in set(text) if c.isalpha()] or ["x"]
+    letters = [c for c in sorted(set(text)) if c.isalpha()] or ["x"]
     out = []
     for ch in text:
         if ch.isalpha() and rng.random() < rate:
