@@ -99,7 +99,7 @@ def encode_many(vocab: ByteVocab, datas: Sequence[bytes]) -> list[list[int]]:
 
 
 def canonical_encode(vocab: ByteVocab, data: bytes) -> list[int]:
-    """The canonical token sequence of `data`: the definition `exact.py` sums over.
+    """The canonical token sequence of `data`: the definition `exact/` sums over.
 
     For complete UTF-8 this is `vocab.encode_raw(data)`. A tokenizer reads
     characters, so bytes that end *inside* a character have no encoding of their

@@ -1,7 +1,7 @@
 """Exact log2-probabilities of bytes under any `ByteModel`, and bits per byte over texts.
 
 For a `TokenByteModel` the score is the exact marginal of the definitions in
-`exact.py`: `log2 P(prefix + text) / P(prefix)`, where `P(x)` sums the
+`exact/`: `log2 P(prefix + text) / P(prefix)`, where `P(x)` sums the
 canonical covers of `x` (`end=True` uses `P(x, end of text)` instead). It
 telescopes, so `score(x + y) == score(x) + score(y, prefix=x)` holds exactly,
 and only the covers that survive to the end need checking, which makes it
