@@ -6,6 +6,7 @@ every option (before any model loads), call them, print the tables and save the 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from tokenshift.errors import UserError
@@ -156,9 +157,12 @@ def cmd_transplant(args: argparse.Namespace) -> int:
                             batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
                             new_rows_only=args.finetune_new_only)
     with StagedOutput(out) as staging:  # a place to write is made (and checked) before the work
+        t0 = time.perf_counter()
         model, old_tok = load_model(args.model)
         if args.donor:
             options["donor"], options["donor_tokenizer"] = load_model(args.donor)
+        print(f"loaded {args.model}{' and ' + args.donor if args.donor else ''} ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
         new = convert(model, old_tok, new_tok, args.method, eval_texts=texts, recovery=recovery,
                       label=f"{args.model} -> {args.tokenizer}", log=lambda line: print(line, flush=True), **options)
         options.clear()  # the donor is only needed for the rows

@@ -7,6 +7,7 @@ model before, the converted one after, and after recovery when asked for.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -51,8 +52,11 @@ def convert(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "t
         f"{report.random_fallback} random, specials {report.specials} ({report.seconds:.0f} s)")
     texts = eval_texts or {}
     for name, data in texts.items():  # before recovery changes `new` in place
+        t0 = time.perf_counter()
         report.eval[name] = {"before": token_bits_per_byte(model, old_tokenizer, [data], progress=False),
                              "after": token_bits_per_byte(new, new_tokenizer, [data], progress=False)}
+        log(f"scored {name} ({len(data)} bytes): {report.eval[name]['before']['bits_per_byte']:.4f} -> "
+            f"{report.eval[name]['after']['bits_per_byte']:.4f} bits/byte ({time.perf_counter() - t0:.0f} s)")
     if recovery is not None:
         from .distill import distill_transplant
         from .finetune import finetune_embeddings
