@@ -160,12 +160,13 @@ class HATLM(PretrainedByteLM):
                caches: list[KVCache] | None = None) -> torch.Tensor:
         return self.encoder(self.embed(ids), positions, mask, caches)
 
-    def pool_words(self, states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """states (W, L, d_byte) of each word's bytes (padded), valid (W, L) -> (W, d_word)."""
-        W = states.shape[0]
-        query = self.latent_query.expand(W, 1, -1)
-        out = self.pool(query, self.pool_norm(states), valid[:, None, None, :])
-        return (query + out)[:, 0]
+    def pool_words(self, states: torch.Tensor, word: torch.Tensor, n: int) -> torch.Tensor:
+        """states (N, d_byte) of bytes, word (N,) the word (0..n-1) each belongs to -> (n, d_word).
+
+        The learned query attends over each word's bytes: every byte's keys and values
+        are projected once, not per padded word slot (`CrossAttention.pool`).
+        """
+        return self.latent_query + self.pool.pool(self.latent_query, self.pool_norm(states), word, n)
 
     def run_backbone(self, words: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
                      caches: list[KVCache] | None = None) -> torch.Tensor:
@@ -184,13 +185,14 @@ class HATLM(PretrainedByteLM):
         layout = layout or word_layout(ids.cpu(), self.config.max_word_bytes)
         dev = ids.device
         segments, positions = segments_from_bos(ids, BOS)
-        h = self.encode(ids, positions, causal_segment_mask(segments))
-        # pool every word from its bytes' encoder states
-        L = int(layout.length.max())
-        offsets = torch.arange(L)
-        index = (layout.start[:, None] + offsets).clamp(max=T - 1)
-        valid = (offsets < layout.length[:, None]).to(dev)
-        words = self.pool_words(h[layout.row[:, None].to(dev), index.to(dev)], valid)  # (W, d_word)
+        mask = causal_segment_mask(segments)  # the encoder's and the decoder's
+        h = self.encode(ids, positions, mask)
+        # pool every word from its bytes' encoder states (the words tile each row, in order)
+        W = layout.row.shape[0]
+        first = torch.zeros(B * T, dtype=torch.long)
+        first[layout.row * T + layout.start] = 1
+        word = (first.cumsum(0) - 1).to(dev)  # (B * T,) flat index of the word each byte is in
+        words = self.pool_words(h.reshape(B * T, -1), word, W)  # (W, d_word)
         # the backbone over each row's words, padded to the longest row
         n_cols = int(layout.col.max()) + 1
         grid = words.new_zeros(B, n_cols, words.shape[-1])
@@ -201,7 +203,7 @@ class HATLM(PretrainedByteLM):
         w_seg[layout.row, layout.col] = layout.segment
         out = self.run_backbone(grid, w_pos.to(dev), causal_segment_mask(w_seg.to(dev)))
         table = torch.cat([self.first_word[None], out[layout.row.to(dev), layout.col.to(dev)]])
-        return self.decode(h, table, (layout.context + 1).to(dev), positions, causal_segment_mask(segments))
+        return self.decode(h, table, (layout.context + 1).to(dev), positions, mask)
 
     # -- ByteModel ----------------------------------------------------------------------------
     def start(self, prefix: bytes = b"") -> "HATState":
@@ -241,10 +243,10 @@ class HATState(CachedByteState):
         if done > pooled:
             ends = self.starts[pooled + 1 : done + 1]
             starts = self.starts[pooled:done]
-            L = max(e - s for s, e in zip(starts, ends))
-            index = torch.tensor([[min(s + j, e - 1) - self.offset for j in range(L)] for s, e in zip(starts, ends)])
-            valid = torch.tensor([[j < e - s for j in range(L)] for s, e in zip(starts, ends)], device=dev)
-            words = model.pool_words(self.states[index.to(dev)], valid)
+            lengths = torch.tensor([e - s for s, e in zip(starts, ends)], device=dev)
+            word = torch.repeat_interleave(torch.arange(len(starts), device=dev), lengths)
+            # self.states begins at starts[0] (== self.offset): the words tile them in order
+            words = model.pool_words(self.states[: ends[-1] - self.offset], word, len(starts))
             w_pos = torch.arange(pooled, done, device=dev)[None]
             out = model.run_backbone(words[None], w_pos, None, self.bb)
             self.table = torch.cat([self.table, out[0]])

@@ -106,15 +106,16 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x (B, T, C), positions (B, T); `mask` (B, 1, T, T) in training, or `cache` (B = 1) when stepping.
 
         With a cache, the new positions attend to everything cached plus
-        themselves causally (no mask needed: one document).
+        themselves causally (no mask needed: one document). `rope`: the
+        `rope_angles` of `positions`, when the caller made them already.
         """
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, h)
-        cos, sin = rope_angles(positions, self.head_dim, self.rope_theta)
+        cos, sin = rope if rope is not None else rope_angles(positions, self.head_dim, self.rope_theta)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             past = cache.length
@@ -150,6 +151,26 @@ class CrossAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(N, Q, C))
 
+    def pool(self, query: torch.Tensor, kv: torch.Tensor, group: torch.Tensor, n: int) -> torch.Tensor:
+        """One query (dim,) read by n groups of keys: kv (K, kv_dim), group (K,) in 0..n-1 -> (n, dim).
+
+        The same maths as `forward` with that query repeated n times and group g's
+        keys padded to the longest (masked), but each key is projected once and no
+        padding is made: per head, a softmax over each group's scores (index ops).
+        Every group needs at least one key.
+        """
+        H, h = self.n_heads, self.head_dim
+        K = kv.shape[0]
+        q = self.q(query[None]).view(H, h)
+        k, v = self.kv(kv).view(K, 2, H, h).unbind(1)
+        scores = (k * q).sum(-1) * (1.0 / math.sqrt(h))  # (K, H)
+        at = group[:, None].expand(K, H)
+        top = scores.new_full((n, H), -math.inf).scatter_reduce_(0, at, scores.detach(), "amax")
+        e = (scores - top[group]).exp()  # the max only keeps exp in range: its gradient cancels
+        total = e.new_zeros(n, H).index_add_(0, group, e)
+        y = v.new_zeros(n, H, h).index_add_(0, group, (e / total[group])[..., None] * v)
+        return self.out(y.reshape(n, H * h))
+
 
 class Block(nn.Module):
     """Pre-norm transformer layer: x + attn(norm(x)), then x + mlp(norm(x))."""
@@ -162,8 +183,8 @@ class Block(nn.Module):
         self.mlp = SwiGLU(dim, _hidden(dim, mlp_ratio))
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), positions, mask, cache)
+                cache: KVCache | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), positions, mask, cache, rope)
         return x + self.mlp(self.norm2(x))
 
 
@@ -188,10 +209,12 @@ class BlockStack(nn.ModuleList):
         before that layer runs, so a generator computes each only when it is needed.
         """
         extra = None if adds is None else iter(adds)
+        attn = self[0].attn  # the layers share head size and theta: their RoPE angles are made once
+        rope = rope_angles(positions, attn.head_dim, attn.rope_theta)
         for i, block in enumerate(self):
             if extra is not None:
                 x = x + next(extra)
-            x = block(x, positions, mask, caches[i] if caches else None)
+            x = block(x, positions, mask, caches[i] if caches else None, rope)
         return x
 
 
