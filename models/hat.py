@@ -113,6 +113,28 @@ def word_layout(ids: torch.Tensor, max_word_bytes: int) -> WordLayout:
     return WordLayout(*t, context=context)
 
 
+def backbone_slots(layout: WordLayout, rows: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(backbone row, column) of each word, the number of backbone rows and their width.
+
+    The width is the most words a batch row has; rows are placed whole, first fit
+    by decreasing word count, so two short rows share a backbone row instead of
+    each padding up to the longest. A word's attention is unchanged: its document
+    (a segment) is still contiguous and in order, and RoPE positions are explicit.
+    """
+    counts = torch.bincount(layout.row, minlength=rows).tolist()
+    width = max(counts)
+    loads: list[int] = []
+    slot, start = [0] * rows, [0] * rows
+    for r in sorted(range(rows), key=lambda r: -counts[r]):
+        b = next((i for i, load in enumerate(loads) if load + counts[r] <= width), len(loads))
+        if b == len(loads):
+            loads.append(0)
+        slot[r], start[r] = b, loads[b]
+        loads[b] += counts[r]
+    slot_t, start_t = torch.tensor(slot), torch.tensor(start)
+    return slot_t[layout.row], start_t[layout.row] + layout.col, len(loads), width
+
+
 class WordContext(nn.Module):
     """Cross-attention from every byte to one vector, the preceding words' backbone output.
 
@@ -193,16 +215,17 @@ class HATLM(PretrainedByteLM):
         first[layout.row * T + layout.start] = 1
         word = (first.cumsum(0) - 1).to(dev)  # (B * T,) flat index of the word each byte is in
         words = self.pool_words(h.reshape(B * T, -1), word, W)  # (W, d_word)
-        # the backbone over each row's words, padded to the longest row
-        n_cols = int(layout.col.max()) + 1
-        grid = words.new_zeros(B, n_cols, words.shape[-1])
-        grid[layout.row.to(dev), layout.col.to(dev)] = words
-        w_pos = torch.zeros(B, n_cols, dtype=torch.long)
-        w_seg = (10**9 + torch.arange(n_cols)).expand(B, n_cols).clone()  # padding: a segment each
-        w_pos[layout.row, layout.col] = layout.position
-        w_seg[layout.row, layout.col] = layout.segment
+        # the backbone over each row's words; rows that fit together share a backbone row
+        slot, col, n_bins, width = backbone_slots(layout, B)
+        grid = words.new_zeros(n_bins, width, words.shape[-1])
+        at = (slot.to(dev), col.to(dev))
+        grid[at] = words
+        w_pos = torch.zeros(n_bins, width, dtype=torch.long)
+        w_seg = -1 - torch.arange(n_bins * width).view(n_bins, width)  # padding: a segment each
+        w_pos[slot, col] = layout.position
+        w_seg[slot, col] = layout.row * width + layout.segment  # documents of different rows stay apart
         out = self.run_backbone(grid, w_pos.to(dev), causal_segment_mask(w_seg.to(dev)))
-        table = torch.cat([self.first_word[None], out[layout.row.to(dev), layout.col.to(dev)]])
+        table = torch.cat([self.first_word[None], out[at]])
         return self.decode(h, table, (layout.context + 1).to(dev), positions, mask)
 
     # -- ByteModel ----------------------------------------------------------------------------

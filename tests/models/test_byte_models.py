@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tokenshift.bytelevel import generate_bytes, score_bytes
 from tokenshift.models.base import BOS, is_native, load_pretrained
 from tokenshift.models.bytelm import ByteLM, ByteLMConfig
-from tokenshift.models.hat import HATConfig, HATLM, word_layout
+from tokenshift.models.hat import HATConfig, HATLM, backbone_slots, word_layout
 
 TEXT = "Hi, wörld! 日本語です。 camelCase\n\tx = y.z  ".encode() + b"\xff\xe6\x97"
 
@@ -105,6 +105,21 @@ def test_hat_layout_uses_words_complete_before_each_byte():
     assert layout.length.tolist() == [1, 2, 3]
     # BOS reads the learned first word; "a", "b" read BOS's word (0); " ", "c", "d" read "ab" (1)
     assert layout.context.tolist() == [[-1, 0, 0, 1, 1, 1]]
+
+
+def test_hat_rows_are_independent_when_they_share_a_backbone_row():
+    """Short rows are placed together in one backbone row (`backbone_slots`); each row's logits are
+    still those of that row alone, and every word keeps its own pooled bytes."""
+    model = tiny("hat", dtype=torch.float64)
+    rows = [[BOS, *b"x" * 39], [BOS, *b" a" * 19, 32], [BOS, *b"yy \xff\xe6 z", *b"q" * 32]]  # 8, 21, 10 words
+    ids = torch.tensor(rows)
+    layout = word_layout(ids, model.config.max_word_bytes)
+    slot, _, n_bins, width = backbone_slots(layout, len(rows))
+    assert n_bins < len(rows) and width == int(torch.bincount(layout.row).max())
+    with torch.no_grad():
+        together = model(ids)
+        for r in range(len(rows)):
+            torch.testing.assert_close(together[r], model(ids[r : r + 1])[0], atol=1e-10, rtol=0)
 
 
 def test_hat_backbone_steps_only_at_word_starts():
