@@ -100,12 +100,8 @@ def word_layout(ids: torch.Tensor, max_word_bytes: int) -> WordLayout:
                 for c, v in enumerate((r, col, s, e - s, k, seg)):
                     cols[c].append(v)
                 col += 1
-            m, ctx = 0, []
-            for i in range(p, q):
-                while m < len(reveals) and reveals[m] <= i:
-                    m += 1
-                ctx.append(flat + m - 2 if m >= 2 else -1)
-            context[r, p:q] = torch.tensor(ctx)
+            m = torch.searchsorted(torch.tensor(reveals), torch.arange(p, q), right=True)  # words revealed by i
+            context[r, p:q] = torch.where(m >= 2, flat + m - 2, -1)
             flat += len(starts)
             seg += 1
             p = q
