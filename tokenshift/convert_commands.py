@@ -125,7 +125,7 @@ def _method_options(args: argparse.Namespace) -> dict:
         message = re.sub(r"\b(temperature|top_k|weight|k|donor|hypernet)=", lambda m: "--" + m[1].replace("_", "-")
                          + ("" if m[1] in ("donor", "hypernet") else " "), message)
         raise UserError(message) from None
-    return {name: value for name, value in given.items() if value is not None and name not in ("donor", "hypernet")}
+    return {name: value for name, value in given.items() if value is not None and name != "donor"}  # loaded later
 
 
 def cmd_transplant(args: argparse.Namespace) -> int:
@@ -143,7 +143,6 @@ def cmd_transplant(args: argparse.Namespace) -> int:
     options = _method_options(args)
     if args.hypernet:
         check_dir("--hypernet", args.hypernet)
-        options["hypernet"] = args.hypernet
     check_model("--model", args.model, native_ok=False)
     if args.donor:
         check_model("--donor", args.donor, native_ok=False)

@@ -42,7 +42,7 @@ from tokenshift.common.embeddings import embedding_rows
 
 from . import heuristics
 from .auxiliary import AuxEmbedder, Embedder
-from .methods import Task, donor_side, method_options, report_options
+from .methods import Task, donor_side, ids_by_bytes, method_options, report_options
 
 @dataclass
 class TransplantReport:
@@ -98,20 +98,6 @@ def _role_ids(tok: Any, vocab: ByteVocab) -> dict[str, int]:
     return specials.declared_roles(tok, vocab.bos_id, vocab.eos_id)
 
 
-def _old_ids_by_bytes(old: ByteVocab, rows: int) -> dict[bytes, int]:
-    """bytes -> the old id that stands for them (the one the old tokenizer produces, if several)."""
-    out: dict[bytes, int] = {}
-    for i, piece in enumerate(old.pieces[:rows]):
-        if piece and piece not in out:
-            out[piece] = i
-    for group in old.duplicates():
-        piece = old.pieces[group[0]]
-        made = old.encode_raw(piece, strict=False) if piece else []
-        if len(made) == 1 and made[0] in group and made[0] < rows:
-            out[piece] = made[0]
-    return out
-
-
 def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str = "tokenadapt",
                aux_embedder: Embedder | None = None, *, options: Any = None, seed: int = 0, inplace: bool = False,
                copy_shared: bool = True, **given: Any) -> Any:
@@ -144,7 +130,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     done = np.zeros(n_new, dtype=bool)
 
     # 1. shared tokens, by bytes
-    by_bytes = _old_ids_by_bytes(old, rows_in.shape[0])
+    by_bytes = ids_by_bytes(old, rows_in.shape[0])
     shared_new = [i for i, p in enumerate(new.pieces) if p and p in by_bytes] if copy_shared else []
     shared_old = np.array([by_bytes[new.pieces[i]] for i in shared_new], dtype=np.int64)
     if shared_new:
@@ -155,7 +141,7 @@ def transplant(model: Any, old_tokenizer: Any, new_tokenizer: Any, method: str =
     copied_ids = list(shared_new)
     donor = None
     if entry.needs == "donor":  # checked before any heavy work
-        donor = donor_side(opts.donor, opts.donor_tokenizer or new_tokenizer, new, by_bytes, done, _old_ids_by_bytes)
+        donor = donor_side(opts.donor, opts.donor_tokenizer or new_tokenizer, new, by_bytes, done)
     if entry.needs_aux and aux_embedder is None:
         aux_embedder = AuxEmbedder()
     src = heuristics.Source(old, rows_in, rows_out, aux_embedder)

@@ -239,7 +239,6 @@ METHODS = tuple(n for n, m in REGISTRY.items() if not m.needs)  # need only the 
 DONOR_METHODS = tuple(n for n, m in REGISTRY.items() if m.needs == "donor")
 TRAINED_METHODS = tuple(n for n, m in REGISTRY.items() if m.needs == "hypernet")
 ALL_METHODS = tuple(REGISTRY)
-NEEDS_AUX = tuple(n for n, m in REGISTRY.items() if m.needs_aux)
 
 
 def _option_names(method: Method) -> set[str]:
@@ -286,8 +285,22 @@ def report_options(options: Any) -> dict[str, Any]:
     return out
 
 
+def ids_by_bytes(vocab: ByteVocab, rows: int) -> dict[bytes, int]:
+    """bytes -> the id below `rows` that stands for them (the one the tokenizer produces, if several)."""
+    out: dict[bytes, int] = {}
+    for i, piece in enumerate(vocab.pieces[:rows]):
+        if piece and piece not in out:
+            out[piece] = i
+    for group in vocab.duplicates():
+        piece = vocab.pieces[group[0]]
+        made = vocab.encode_raw(piece, strict=False) if piece else []
+        if len(made) == 1 and made[0] in group and made[0] < rows:
+            out[piece] = made[0]
+    return out
+
+
 def donor_side(donor: Any, donor_tokenizer: Any, new: ByteVocab, old_by_bytes: dict[bytes, int],
-               done: np.ndarray, ids_by_bytes: Callable[[ByteVocab, int], dict[bytes, int]]) -> DonorSide:
+               done: np.ndarray) -> DonorSide:
     """The donor's rows, after checking that its tokenizer has every byte token the base lacks."""
     dv = ByteVocab.of(donor_tokenizer)
     d_in, d_out = embedding_rows(donor)
