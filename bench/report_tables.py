@@ -177,6 +177,53 @@ def render_exact_sampling(r: dict) -> str:
               f"positions): median {sci(inv['median'])}, mean {sci(inv['mean'])}, max {sci(inv['max'])}.")
 
 
+def render_batch_scoring(r: dict) -> str:
+    c, m = r["config"], r["metrics"]
+    low = m["targets"]["throughput_ratio_min"]
+    head = (f"{c['model']}: {c['texts']} texts of about {c['bytes_each']} bytes "
+            f"({', '.join(f'{n} from {f}' for f, n in c['files'].items())}), each scored as a whole document, "
+            f"exact and plain timed in the same process ({'quick' if c.get('quick') else 'full'} run, "
+            f"{c['threads']} thread{'s' * (c['threads'] > 1)}, {c['device']}).\n\n")
+    rows = []
+    for batch, run in m["batches"].items():
+        ratio = run["throughput_ratio"]
+        gap = run["plain_minus_exact_bits"]
+        rows.append([batch, num(run["exact"]["bytes_per_second"], 1), num(run["plain"]["bytes_per_second"], 1),
+                     num(ratio, 2), f"≥ {low:g}: {yes(ratio >= low)}",
+                     f"{yes(run['exact_le_plain_every_text'], 'yes', 'no')} (min {num(gap['min'], 4)}, "
+                     f"mean {num(gap['mean'], 2)})",
+                     f"{num(run['exact']['bits_per_byte'], 4)} / {num(run['plain']['bits_per_byte'], 4)}"])
+    body = table(["batch", "exact bytes/s", "plain bytes/s", "ratio", "target", "exact ≤ plain, every text "
+                  "(plain − exact bits)", "bits/byte exact / plain"], rows)
+    s = m["streaming_score_bytes"]
+    fastest = max(run["exact"]["bytes_per_second"] for run in m["batches"].values())
+    return (head + body + f"\n\nBefore: `bits_per_byte` streamed each text through `score_bytes`, a byte at a "
+            f"time: {num(s['bytes_per_second'], 1)} bytes/s on the first {s['bytes']} bytes of one of these texts "
+            f"in the same run, {num(fastest / s['bytes_per_second'], 0)}× slower than `score_texts`.")
+
+
+def render_hat_cost(r: dict) -> str:
+    c, m = r["config"], r["metrics"]
+    head = (f"Tiny configs ({', '.join(f'`{v}`' for v in c['configs'].values())}), {c['rounds']} rounds × "
+            f"{c['steps']} optimizer steps each (forward, backward, AdamW; batch and row length as configured), the "
+            f"models alternating so that machine noise falls on all alike; {c['threads']} thread"
+            f"{'s' * (c['threads'] > 1)}{', quick run' if c.get('quick') else ''}. Analytic FLOPs: 6 × the "
+            f"parameters each byte passes through (embeddings out), at {num(m['bytes_per_word'], 2)} bytes per word "
+            f"(HAT), {num(m['flexitokens_bytes_per_segment'], 2)} bytes per segment (FLEXITOKENS, as it cut in "
+            f"these steps) and {num(m['bytes_per_token'], 2)} bytes per token (TokenLM).\n\n")
+    rows = [[name, f"{v['params'] / 1e6:.2f}M", f"{v['bytes_per_second']:.0f}", num(v["flops_per_byte"] / 1e6, 2),
+             num(v["gflops_per_second"], 1)] for name, v in m["models"].items()]
+    body = table(["model", "params", "train bytes/s", "MFLOP/byte", "GFLOP/s reached"], rows)
+    t = m["targets"]
+    lines = []
+    for key, ratio in m["ratios"].items():
+        target = t.get(f"{key}_min")
+        lines.append(f"{key.replace('/', ' / ')} {num(ratio['ratio'], 2)}× (by FLOPs alone "
+                     f"{num(ratio['flops_ratio'], 2)}×)" + (f", target ≥ {target:g}×: {yes(ratio['ratio'] >= target)}"
+                                                            if target is not None else ""))
+    return head + body + "\n\nThroughput ratios: " + "; ".join(lines) + "."
+
+
 def render_transplant(r: dict) -> str:
     c, m = r["config"], r["metrics"]
     files, methods, d = c["files"], c["methods"], c["defaults"]
@@ -667,6 +714,9 @@ def cmd_flexitokens(c: dict | None) -> str:
 RESULTS: dict[str, tuple[Callable[[dict], str], Callable[[dict | None], str], str | None]] = {
     "audit": (render_audit, cmd_audit, None),
     "exact_sampling": (render_exact_sampling, lambda c: script("exact_sampling", c), None),
+    "batch_scoring": (render_batch_scoring,
+                      lambda c: script("batch_scoring", c, (("--batch", "batch_sizes", [8, 32], [2, 4]),
+                                                            ("--device", "device", "cpu", "cpu"))), None),
     "transplant": (render_transplant, lambda c: script("transplant", c), None),
     "transplant_finetune": (render_transplant_finetune, cmd_transplant_finetune, None),
     "transplant_distill": (render_transplant_distill,
@@ -678,5 +728,7 @@ RESULTS: dict[str, tuple[Callable[[dict], str], Callable[[dict | None], str], st
     "dynamic": (render_dynamic, cmd_dynamic, "reduction and cost"),
     "ann": (render_ann, cmd_ann, "recall vs speed"),
     "hat": (render_hat, cmd_hat, "validation bpb vs wall-clock"),
+    "hat_cost": (render_hat_cost, lambda c: script("hat_cost", c, (("--steps", "steps", 6, 2),
+                                                                    ("--rounds", "rounds", 3, 2))), None),
     "flexitokens": (render_flexitokens, cmd_flexitokens, "boundary rate vs step and compression"),
 }

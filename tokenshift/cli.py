@@ -172,13 +172,13 @@ def cmd_fim(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     """Exact bits per byte of a text, beside the plain tokenization's bits per byte."""
     from tokenshift.bytelevel.exact import TokenByteModel
-    from tokenshift.bytelevel.scoring import plain_token_bits, score_bytes
+    from tokenshift.bytelevel.scoring import plain_token_bits, score_texts
 
     check_model("model", args.model)
     name, text = read_text("--text", args.text)
     text = text[: args.max_bytes]
     bm = _byte_model(args.model)
-    exact = -score_bytes(bm, text, progress=True)
+    exact = -score_texts(bm, [text], progress=True)[0]
     n = len(text)
     if not isinstance(bm, TokenByteModel):  # a native byte model: no tokenization to compare with
         print(f"{name}: {n} bytes\n  exact bits/byte {exact / n:.4f}")

@@ -12,7 +12,7 @@ gather of a path through a token tree is ours. Models whose forward takes
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -49,6 +49,7 @@ class HFTokenLM:
         self._tree: tuple[dict[tuple[int, ...], int], Any, dict[tuple[int, ...], torch.Tensor]] | None = None
         self.window = getattr(model.config, "sliding_window", None) or None
         self.max_nodes = 256
+        self.row_budget = 1 << 26  # float32 logits in flight in one batched call (`run_rows`)
 
     @torch.no_grad()
     def _forward(self, ids: torch.Tensor, past: Any, **extra: Any) -> tuple[torch.Tensor, Any]:
@@ -101,6 +102,32 @@ class HFTokenLM:
         total = float(self._last[delta[0]]) + sum(float(lp[i - 1, t]) for i, t in enumerate(delta) if i)
         self._trunk, self._last, self._batch, self._tree = list(trunk) + list(delta), lp[-1], None, None
         return total, lp[-1]
+
+    def extend_each(self, trunks: Sequence[Sequence[int]]) -> Iterator[float]:
+        """For each trunk in turn: make it the current trunk, then yield log P(trunk[1:] | trunk[0]).
+
+        The trunks run as the rows of one batched forward (`run_rows`), so that
+        many texts cost one pass instead of one each; when a trunk's turn comes
+        its row of the batch cache becomes the trunk cache, and the state built
+        next on it runs no forward for it. With a sliding window each trunk runs
+        alone (the cache keeps only the window, so rows cannot be cut from it).
+        """
+        trunks = [list(t) for t in trunks]
+        for t in trunks:
+            self._check_length(len(t))
+        if self.window is not None:
+            for t in trunks:
+                if len(t) > 1:
+                    yield self.extend(t[:1], t[1:])[0]
+                else:
+                    self._set_trunk(t)
+                    yield 0.0
+            return
+        totals, lasts, cache = run_rows(self._forward, trunks, self.vocab_size, budget=self.row_budget)
+        for row, trunk in enumerate(trunks):
+            self._kv = _row_cache(cache, row, len(trunk))
+            self._trunk, self._last, self._batch, self._tree = trunk, lasts[row], None, None
+            yield totals[row]
 
     def logprobs_tree(self, trunk: Sequence[int], tails: Sequence[Sequence[int]]) -> dict[tuple[int, ...], torch.Tensor]:
         """Float64 log-probs of the next token after `trunk + p`, for every prefix `p` of every tail.
@@ -187,6 +214,55 @@ class HFTokenLM:
             for row, i in enumerate(chunk):
                 out[i] = torch.log_softmax(logits[row, len(tails[i]) - 1].double(), -1).cpu()
         return out
+
+
+@torch.no_grad()
+def run_rows(forward: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]], seqs: Sequence[Sequence[int]],
+             vocab_size: int, columns: int | None = None, budget: int = 1 << 26,
+             ) -> tuple[list[float], list[torch.Tensor], Any]:
+    """Token sequences as the right-padded rows of one batch: per row, the summed log-prob of every
+    token after the first, the log-probs after its last token, and the batch's cache.
+
+    Pads sit after each row's tokens, so causal attention never lets a real
+    token see one and no mask is needed. The positions run in windows, with
+    the cache carried between them, so the float32 logits in flight stay under
+    `budget` numbers (rows x window x vocabulary): a batch of long texts over a
+    large vocabulary would otherwise need gigabytes at once. `columns` limits
+    the softmax to the first ids (a tokenizer smaller than the model's rows).
+    Sums are float64 over a float64 log-softmax, as the exact states use.
+    """
+    lengths = [len(s) for s in seqs]
+    if not seqs or min(lengths) < 1:
+        raise ValueError("run_rows: every sequence needs at least one token")
+    ids = torch.zeros(len(seqs), max(lengths), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+    window = max(1, budget // (len(seqs) * vocab_size))
+    totals = [0.0] * len(seqs)
+    lasts: list[torch.Tensor | None] = [None] * len(seqs)
+    cache = None
+    for lo in range(0, ids.shape[1], window):
+        hi = min(ids.shape[1], lo + window)
+        logits, cache = forward(ids[:, lo:hi], cache)
+        for row, n in enumerate(lengths):
+            if n <= lo:
+                continue
+            lp = torch.log_softmax(logits[row, : min(hi, n) - lo, :columns].double(), -1)
+            scored = min(hi, n - 1) - lo  # positions here whose next token is in the row
+            if scored > 0:
+                target = ids[row, lo + 1 : lo + 1 + scored].to(lp.device)
+                totals[row] += float(lp[:scored].gather(1, target[:, None]).sum())
+            if n <= hi:
+                lasts[row] = lp[n - 1 - lo].cpu()
+    return totals, lasts, cache
+
+
+def _row_cache(kv: Any, row: int, length: int) -> Any:
+    """Row `row`'s first `length` positions of a batch cache, as a fresh one-row cache."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(layer.keys[row : row + 1, :, :length].clone(),
+                          layer.values[row : row + 1, :, :length].clone()) for layer in kv.layers])
 
 
 def _copy_cache(kv: Any) -> Any:
