@@ -36,6 +36,7 @@ import yaml
 from tokenshift.bytelevel import generate_bytes
 from tokenshift.models.bytelm import ByteLMConfig
 from tokenshift.models.data import TextData
+from tokenshift.models.flexitokens import FlexiTokensConfig
 from tokenshift.models.hat import HATConfig
 from tokenshift.models.lit import LN2, LitLM
 from tokenshift.common.packing import pack
@@ -45,7 +46,7 @@ from tokenshift.results import write_result
 
 LANGS = ["en", "code", "de", "ru", "ja"]
 CONFIGS = Path(__file__).resolve().parents[1] / "models" / "configs"
-CLASSES = {"hat": HATConfig, "bytelm": ByteLMConfig, "tokenlm": TokenLMConfig}
+CLASSES = {"hat": HATConfig, "bytelm": ByteLMConfig, "tokenlm": TokenLMConfig, "flexitokens": FlexiTokensConfig}
 
 
 def shipped(name: str) -> tuple[object, dict, dict]:
@@ -56,14 +57,22 @@ def shipped(name: str) -> tuple[object, dict, dict]:
     return config, model, spec["data"]
 
 
-def flops_per_byte(lit: LitLM, name: str, bytes_per_word: float, bytes_per_token: float) -> float:
-    """Training FLOPs per byte, 6 x (parameters each byte passes through), embeddings excluded."""
+def flops_per_byte(lit: LitLM, name: str, bytes_per_word: float, bytes_per_token: float,
+                   bytes_per_segment: float = 5.0) -> float:
+    """Training FLOPs per byte, 6 x (parameters each byte passes through), embeddings excluded.
+
+    HAT's backbone runs once a word, FLEXITOKENS' once a segment (`bytes_per_segment`, the
+    inverse of its boundary rate), TokenLM's whole body once a token."""
     net = lit.net
     count = lambda mods: sum(p.numel() for m in mods for p in m.parameters())  # noqa: E731
     if name == "hat":
         per_byte = count([net.encoder, net.decoder, net.context, net.head])
         per_word = count([net.backbone, net.pool])
         return 6 * (per_byte + per_word / bytes_per_word)
+    if name == "flexitokens":
+        per_byte = count([net.pre, net.predictor, net.post, net.norm, net.head])
+        per_segment = count([net.pool_norm, net.down, net.backbone, net.backbone_norm, net.up])
+        return 6 * (per_byte + per_segment / bytes_per_segment)
     if name == "bytelm":
         return 6 * count([net.blocks, net.head])
     hf = net.hf

@@ -165,11 +165,18 @@ def mean_pool(h: torch.Tensor, slot: torch.Tensor, frac: torch.Tensor, n_slots: 
     boundaries' straight-through gradient: a byte belongs to its slot with weight 1 − frac
     and to the next with weight frac (linear interpolation between the two assignments),
     so the cross-entropy tells the predictor whether moving a boundary would have helped.
+    Two scatter-adds, O(B·T·d): a (B, T, S) one-hot matrix would cost S times more.
     """
-    w = (F.one_hot(slot, n_slots + 1) * (1 - frac)[..., None]
-         + F.one_hot(slot + 1, n_slots + 1) * frac[..., None])[..., :n_slots].to(h.dtype)  # (B, T, S)
-    sums = w.transpose(1, 2) @ h  # (B, S, d)
-    return sums / w.sum(1).clamp(min=1)[..., None]
+    B, T, d = h.shape
+    base = (torch.arange(B, device=h.device) * (n_slots + 1))[:, None]
+    here, there = (base + slot).flatten(), (base + slot + 1).flatten()  # slot + 1 <= n_slots: a spare column
+    stay, move = (1 - frac).to(h.dtype).flatten(), frac.to(h.dtype).flatten()
+    rows = h.flatten(0, 1)
+    sums = h.new_zeros(B * (n_slots + 1), d).index_add(0, here, rows * stay[:, None]).index_add(
+        0, there, rows * move[:, None])
+    weight = h.new_zeros(B * (n_slots + 1)).index_add(0, here, stay).index_add(0, there, move)
+    sums, weight = sums.view(B, n_slots + 1, d)[:, :n_slots], weight.view(B, n_slots + 1)[:, :n_slots]
+    return sums / weight.clamp(min=1)[..., None]
 
 
 @dataclass

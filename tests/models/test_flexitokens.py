@@ -292,6 +292,27 @@ def test_mean_pool_worked_example():
     assert g1[0, 1].item() == pytest.approx(-(2.0 - 2.5) / 2) and g2[0, 1].item() == pytest.approx(2.0 - 4.0)
 
 
+def test_mean_pool_equals_the_one_hot_matrix_product():
+    """The scatter-add pooling against the dense (B, T, S) one-hot product it replaced: values and
+    both gradients, on random slots (runs of bytes, empty slots included) and random frac."""
+    torch.manual_seed(0)
+    for B, T, d in ((1, 5, 3), (3, 40, 8)):
+        slot = (torch.rand(B, T) < 0.3).long().cumsum(1) + (torch.rand(B, 1) < 0.5).long()
+        n_slots = int(slot.max()) + 1
+        h = torch.randn(B, T, d, dtype=torch.float64, requires_grad=True)
+        frac = (0.3 * torch.randn(B, T, dtype=torch.float64)).requires_grad_()
+        w = (torch.nn.functional.one_hot(slot, n_slots + 1) * (1 - frac)[..., None]
+             + torch.nn.functional.one_hot(slot + 1, n_slots + 1) * frac[..., None])[..., :n_slots]
+        dense = (w.transpose(1, 2) @ h) / w.sum(1).clamp(min=1)[..., None]
+        fast = mean_pool(h, slot, frac, n_slots)
+        torch.testing.assert_close(fast, dense, rtol=1e-12, atol=1e-12)
+        probe = torch.randn_like(dense)
+        want = torch.autograd.grad((dense * probe).sum(), (h, frac))
+        got = torch.autograd.grad((fast * probe).sum(), (h, frac))
+        for g, e in zip(got, want):
+            torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
 def test_both_losses_train_the_predictor():
     """In training, the cross-entropy (through the pooling) and the boundary loss both reach the predictor."""
     for part in ("ce", "boundary"):
