@@ -117,8 +117,9 @@ def cmd_dynamic(c: dict | None) -> str:
 
 
 def cmd_ann(c: dict | None) -> str:
+    every = ["flat", "hnsw", "ivf", "ivfpq", "pieces"]
     return script("ann", c, (("--entries", "entries", 1_000_000, 60_000), ("--queries", "queries", 500, 100),
-                             ("--threads", "threads", 2, 2)))
+                             ("--threads", "threads", 2, 2), ("--indexes", "indexes", every, every)))
 
 
 def cmd_hat(c: dict | None) -> str:
@@ -560,14 +561,26 @@ def render_ann(r: dict) -> str:
            f"`../shared/data/*.txt`, {m['entries']:,} rows × {m['width']} (n-gram rows = {c['ngram_rows']}), "
            f"{m['queries']} queries = the model's final hidden states on valid text, one at a time; candidates "
            f"re-scored exactly ({common}{'; ' + others if others else ''}). Exact top-1 by a matrix product: "
-           f"{m['exact_queries_per_s']:.1f} queries/s in the same run.\n\n")
+           f"{m['exact_queries_per_s']:.1f} queries/s in the same run"
+           + (f" ({m['exact_batch64_queries_per_s']:.1f} in batches of 64)" if "exact_batch64_queries_per_s" in m
+              else "") + ".\n\n")
     rows = []
     for x in m["indexes"]:
         setting = next((f"{k} {x[k]}" for k in ("ef_search", "nprobe") if k in x), "—")
+        if x["index"] == "pieces":
+            setting = "exact bound" if x["exact_bound"] else "heuristic (rows not piece means)"
         rows.append([x["index"], setting, f"{x['build_seconds']:.0f}", f"{x['memory_mb']:.0f}", num(x["recall@1"]),
                      num(x["recall@10"]), f"{x['queries_per_s']:.0f}", f"{x['speedup_vs_exact']:.1f}×"])
     out += table(["index", "setting", "build s", "memory MB (index + rows)", "recall@1", "recall@10", "queries/s",
                   "vs exact"], rows)
+    piece = next((x for x in m["indexes"] if x["index"] == "pieces"), None)
+    if piece is not None:
+        n_base = m["entries"] - m["ngram_rows_in_words"] - m.get("ngram_rows_across_words", 0)
+        out += (f"\n\n`pieces` is `PieceSearch`: exact top-k over the {n_base:,} base rows, "
+                "then only the n-grams containing a base token that scores at least the k-th best (an n-gram row that is "
+                "the mean of its pieces' rows never outscores its best piece, so the answer is exact). On batches of 64 "
+                f"queries: {piece['batch64_queries_per_s']:.0f} queries/s, "
+                f"{piece['batch64_speedup_vs_exact_batch64']:.1f}× the exact product on the same batches.")
     t = m["target"]
     scale = "" if m["entries"] >= 1_000_000 else f", and this run is at {m['entries']:,} rows"
     out += (f"\n\nTarget (recall@1 ≥ {t['recall@1']:g} at ≥ {t['speedup']:g}× exact over 1M rows): {yes(t['met'])}"
