@@ -11,7 +11,7 @@ so these are its embedding rows), 576 wide, float32.
 Queries: the model's final hidden states at `--queries` positions of the valid
 texts (what a decoder would search with). Baseline, in the same run: exact
 top-1 by one matrix product per query over all rows (batch 1, as decoding is).
-For flat, HNSW, IVF and IVF-PQ (see `AnnVocabulary` for the exact
+For flat, HNSW, IVF, IVF-PQ and ScaNN (when installed; see `AnnVocabulary` for the exact
 inner-product-to-L2 transformations they search with), and the two-stage
 `PieceSearch` (exact over the base rows, then only the n-grams that contain a
 base token scoring at least the k-th best: exact for mean rows, see its
@@ -25,6 +25,7 @@ what BLAS is fast at), beside `PieceSearch` on the same batches.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,8 @@ from tokenshift.transplant.ann import AnnVocabulary
 from tokenshift.transplant.dynamic import chunk_text
 from tokenshift.transplant.dynamic_eval import ngram_vocabulary
 from tokenshift.transplant.piece_search import PieceSearch
+
+KINDS = ["flat", "hnsw", "ivf", "ivfpq", "scann", "pieces"]
 
 
 def vocabulary(model, tok, entries: int, train_bytes: int) -> tuple[np.ndarray, list[bytes], int, list]:
@@ -137,7 +140,7 @@ def plot(metrics: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for kind in ("flat", "hnsw", "ivf", "ivfpq", "pieces"):
+    for kind in KINDS:
         rows = [r for r in metrics["indexes"] if r["index"] == kind]
         if rows:
             ax.plot([r["speedup_vs_exact"] for r in rows], [r["recall@1"] for r in rows], marker="o", label=kind)
@@ -158,8 +161,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="query positions (default 500)")
     parser.add_argument("--train-bytes", type=int, default=4_000_000, help="bytes of each *.txt mined for n-grams")
     parser.add_argument("--threads", type=int, default=2, help="FAISS and torch threads")
-    parser.add_argument("--indexes", nargs="+", default=["flat", "hnsw", "ivf", "ivfpq", "pieces"],
-                        choices=["flat", "hnsw", "ivf", "ivfpq", "pieces"], help="which to measure (default all)")
+    parser.add_argument("--indexes", nargs="+", default=KINDS, choices=KINDS,
+                        help="which to measure (default all; scann only where it is installed, extra 'scann')")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ann.json"))
     args = parser.parse_args()
     if shared_data_dir() is None:
@@ -182,8 +185,12 @@ def main() -> None:
           f"{exact_batch_qps:.1f} in batches of 64", flush=True)
     settings = [("flat", {}), ("hnsw", {"ef_search": 256}), ("hnsw", {"ef_search": 1024}),
                 ("hnsw", {"ef_search": 4096}), ("ivf", {"nprobe": 16}), ("ivf", {"nprobe": 64}),
-                ("ivf", {"nprobe": 256}), ("ivfpq", {"nprobe": 64}), ("ivfpq", {"nprobe": 256})]
-    candidates = {"flat": 64, "hnsw": 64, "ivf": 64, "ivfpq": 256}  # PQ ranks roughly: re-score more
+                ("ivf", {"nprobe": 256}), ("ivfpq", {"nprobe": 64}), ("ivfpq", {"nprobe": 256}),
+                ("scann", {"nprobe": 32}), ("scann", {"nprobe": 128})]
+    candidates = {"flat": 64, "hnsw": 64, "ivf": 64, "ivfpq": 256, "scann": 256}  # quantised: re-score more
+    if "scann" in args.indexes and importlib.util.find_spec("scann") is None:
+        print("scann is not installed (pip install scann, extra 'scann'): its rows are left out", flush=True)
+        args.indexes = [k for k in args.indexes if k != "scann"]
     results, built = [], {}
     for kind, extra in settings:
         if kind not in args.indexes:

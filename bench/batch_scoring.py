@@ -12,7 +12,8 @@ two ways, timed in the same process for each batch size B:
   longer than any text, so each text is one row read after the start token,
   exactly the sequence the exact score's canonical cover is.
 Targets: exact/plain throughput (bytes/s) >= 0.5 at B = 8 and 32, and exact
-<= plain bits on every text (the exact score adds the other covers' mass). As
+<= plain bits on every text (the exact score adds the other covers' mass; to
+1e-6 of the text's bits, the rounding of float32 forwards batched differently). As
 the before-figure, `score_bytes` (the streaming path `bits_per_byte` used
 before: a byte at a time, model calls for 32 bytes at once) on the first 512
 bytes of one text. `--quick`: 4 texts of 256 bytes, B = 2 and 4, 128 bytes
@@ -86,7 +87,9 @@ def main() -> None:
         gap = [p - e for p, e in zip(timed["plain"]["text_bits"], timed["exact"]["text_bits"])]
         runs[str(batch)] = {**timed, "throughput_ratio": timed["exact"]["bytes_per_second"]
                             / timed["plain"]["bytes_per_second"],
-                            "exact_le_plain_every_text": all(g >= -1e-6 for g in gap),
+                            # float32 forwards batched differently round differently: 1e-6 of a text's bits
+                            "exact_le_plain_every_text": all(g >= -1e-6 * p for g, p in
+                                                             zip(gap, timed["plain"]["text_bits"])),
                             "plain_minus_exact_bits": {"min": min(gap), "max": max(gap), "mean": sum(gap) / len(gap)}}
 
     t0 = time.perf_counter()

@@ -117,7 +117,7 @@ def cmd_dynamic(c: dict | None) -> str:
 
 
 def cmd_ann(c: dict | None) -> str:
-    every = ["flat", "hnsw", "ivf", "ivfpq", "pieces"]
+    every = ["flat", "hnsw", "ivf", "ivfpq", "scann", "pieces"]
     return script("ann", c, (("--entries", "entries", 1_000_000, 60_000), ("--queries", "queries", 500, 100),
                              ("--threads", "threads", 2, 2), ("--indexes", "indexes", every, every)))
 

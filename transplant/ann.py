@@ -4,7 +4,8 @@ FAISS is imported lazily: `faiss-cpu` (extra `ann`) or `faiss-gpu` (extra
 `gpu`, the same `faiss` module; never both in one environment). With a GPU
 build and CUDA present the index moves to the GPU. Without FAISS an exact
 torch matrix product gives the same answer for a flat index (slower on big
-vocabularies), so nothing breaks on a bare install.
+vocabularies), so nothing breaks on a bare install. ScaNN (extra `scann`) is
+one more index kind of `AnnVocabulary`, imported only when asked for.
 """
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def _faiss():
     except ImportError:
         return None
     return faiss
+
+
+def _scann():
+    try:
+        import scann
+    except ImportError:
+        return None
+    return scann
 
 
 class InnerProductIndex:
@@ -56,7 +65,7 @@ class InnerProductIndex:
         return top.values.numpy(), top.indices.numpy()
 
 
-INDEXES = ("flat", "hnsw", "ivf", "ivfpq")
+INDEXES = ("flat", "hnsw", "ivf", "ivfpq", "scann")
 VERSION = 1  # of a saved folder's ann_vocabulary.json; one without a "version" field is version 1
 
 
@@ -78,7 +87,11 @@ class AnnVocabulary:
     `index`: "flat" (exact inner product), "hnsw" (graph: `hnsw_m` links,
     `ef_construction`, `ef_search`), "ivf" (inverted lists, exact distances
     inside them: `nlist` lists, `nprobe` searched), "ivfpq" (the same with
-    product quantisation, `pq_m` 8-bit sub-quantisers: the compact one).
+    product quantisation, `pq_m` 8-bit sub-quantisers: the compact one),
+    "scann" (ScaNN, what the dynamic-tokenization paper searches its 1M
+    vocabulary with: a tree of `nlist` leaves, `nprobe` searched, scored by
+    anisotropic quantisation built for inner product, then reordered exactly;
+    ScaNN's own defaults of 2 dimensions a block and threshold 0.2).
 
     Graph and cluster indexes search by L2 distance, which ranks rows by inner
     product only when they have equal norms. Two exact transformations make it
@@ -95,11 +108,12 @@ class AnnVocabulary:
                  device: str = "auto", candidates: int = 32, parts: int | None = None, hnsw_m: int = 32,
                  ef_construction: int = 80, ef_search: int = 128, nlist: int | None = None, pq_m: int | None = None,
                  nprobe: int = 32, train_size: int = 100_000, seed: int = 0):
-        faiss = _faiss()
-        if faiss is None:
-            raise ImportError("AnnVocabulary needs FAISS: pip install faiss-cpu (extra 'ann') or faiss-gpu")
         if index not in INDEXES:
             raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
+        faiss = _scann() if index == "scann" else _faiss()
+        if faiss is None:
+            raise ImportError("AnnVocabulary needs FAISS: pip install faiss-cpu (extra 'ann') or faiss-gpu"
+                              if index != "scann" else "index='scann' needs ScaNN: pip install scann (extra 'scann')")
         rows = output_embeddings.detach().float().cpu().numpy() if isinstance(output_embeddings, torch.Tensor) \
             else np.asarray(output_embeddings, dtype=np.float32)
         if rows.ndim != 2 or len(rows) != len(token_bytes):
@@ -107,12 +121,13 @@ class AnnVocabulary:
         self.rows = np.ascontiguousarray(rows)
         self.token_bytes = list(token_bytes)
         self.kind, self.candidates, self.device = index, candidates, device
-        parts = 1 if index == "flat" else (parts or 1)
+        parts = 1 if index in ("flat", "scann") else (parts or 1)
         if index == "ivfpq":  # product quantisers train 256 centroids each: keep >= 1024 rows a part
             parts = max(1, min(parts, len(rows) // 1024))
         self.settings = {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
                          "nprobe": nprobe, "nlist": nlist, "pq_m": pq_m, "train_size": train_size, "seed": seed}
-        self.center = self.rows.mean(0) if index != "flat" else np.zeros(self.rows.shape[1], dtype=np.float32)
+        self.center = self.rows.mean(0) if index not in ("flat", "scann") else np.zeros(self.rows.shape[1],
+                                                                                          dtype=np.float32)
         norms = np.linalg.norm(self.rows - self.center, axis=1)
         order = np.argsort(norms, kind="stable")
         self.parts: list[tuple[np.ndarray, float, object]] = []  # (global ids, norm bound, cpu index)
@@ -125,6 +140,12 @@ class AnnVocabulary:
 
     def _build(self, faiss, vectors: np.ndarray):
         n, wide = vectors.shape
+        if self.kind == "scann":  # `faiss` is the scann module here: inner product natively, no transformation
+            leaves = min(self.settings["nlist"] or max(1, int(math.sqrt(n))), max(1, n // 39))
+            return faiss.scann_ops_pybind.builder(vectors, self.candidates, "dot_product").tree(
+                num_leaves=leaves, num_leaves_to_search=min(self.settings["nprobe"], leaves),
+                training_sample_size=min(n, self.settings["train_size"])).score_ah(
+                2, anisotropic_quantization_threshold=0.2).reorder(self.candidates).build()
         if self.kind == "flat":
             built = faiss.IndexFlatIP(wide)
         elif self.kind == "hnsw":
@@ -144,9 +165,9 @@ class AnnVocabulary:
         return built
 
     def _index_vectors(self, rows: np.ndarray, bound: float) -> np.ndarray:
-        """Flat: the rows. Else the rows with sqrt(bound^2 - |r|^2) appended (|q' - r'|^2 =
+        """Flat, ScaNN: the rows. Else the rows with sqrt(bound^2 - |r|^2) appended (|q' - r'|^2 =
         |q|^2 + bound^2 - 2 q.r for q' = (q, 0)), zero-padded to a multiple of 64 for IVF-PQ."""
-        if self.kind == "flat":
+        if self.kind in ("flat", "scann"):
             return rows
         extra = np.sqrt(np.maximum(bound ** 2 - (rows.astype(np.float64) ** 2).sum(1), 0.0))
         wide = rows.shape[1] + 1
@@ -160,7 +181,7 @@ class AnnVocabulary:
     def _place(self, faiss) -> None:
         """Move flat/IVF-PQ parts to the GPU when asked for or available; set the search knobs."""
         self.placed, self.on = [], "cpu"
-        gpu = self.kind != "hnsw" and _gpu_ok(faiss, self.device)
+        gpu = self.kind not in ("hnsw", "scann") and _gpu_ok(faiss, self.device)
         if gpu:
             self._resources = faiss.StandardGpuResources()
             self.on = "cuda"
@@ -172,7 +193,7 @@ class AnnVocabulary:
         for index in self.placed:
             if self.kind == "hnsw":
                 index.hnsw.efSearch = self.settings["ef_search"]
-            elif self.kind != "flat":
+            elif self.kind not in ("flat", "scann"):  # ScaNN takes its leaves to search per call
                 index.nprobe = self.settings["nprobe"]
 
     def __len__(self) -> int:
@@ -185,6 +206,12 @@ class AnnVocabulary:
         found = []
         for (ids, _, _), index in zip(self.parts, self.placed):
             c = min(max(k, self.candidates), len(ids))
+            if self.kind == "scann":
+                local, _ = index.search_batched(q, final_num_neighbors=c, pre_reorder_num_neighbors=c,
+                                                leaves_to_search=self.settings["nprobe"])
+                local = np.asarray(local, dtype=np.int64)
+                found.append(np.where(local < 0, -1, ids[np.maximum(local, 0)]))
+                continue
             wide = np.zeros((len(q), index.d), dtype=np.float32)
             wide[:, : q.shape[1]] = q
             _, local = index.search(wide, c)
@@ -197,16 +224,30 @@ class AnnVocabulary:
 
     def memory_bytes(self) -> int:
         """Bytes the indexes hold (serialised size) plus the float32 rows kept for re-scoring."""
+        if self.kind == "scann":  # ScaNN serialises to a folder of files
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                for k, (_, _, built) in enumerate(self.parts):
+                    (Path(tmp) / str(k)).mkdir()
+                    built.serialize(str(Path(tmp) / str(k)))
+                held = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            return held + self.rows.nbytes
         faiss = _faiss()
         return sum(int(faiss.serialize_index(built).nbytes) for _, _, built in self.parts) + self.rows.nbytes
 
     def save(self, folder: str | Path) -> Path:
-        """part-K.faiss + part-K.npy, rows.npy and ann_vocabulary.json in `folder` (beside the model)."""
+        """part-K.faiss (ScaNN: a part-K.scann folder) + part-K.npy, rows.npy and ann_vocabulary.json in
+        `folder` (beside the model)."""
         faiss = _faiss()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for k, (ids, _, built) in enumerate(self.parts):
-            faiss.write_index(built, str(folder / f"part-{k}.faiss"))
+            if self.kind == "scann":
+                (folder / f"part-{k}.scann").mkdir(exist_ok=True)
+                built.serialize(str(folder / f"part-{k}.scann"))
+            else:
+                faiss.write_index(built, str(folder / f"part-{k}.faiss"))
             np.save(folder / f"part-{k}.npy", ids)
         np.save(folder / "rows.npy", self.rows)
         meta = {"version": VERSION, "kind": self.kind, "candidates": self.candidates, "settings": self.settings,
@@ -217,13 +258,15 @@ class AnnVocabulary:
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> "AnnVocabulary":
-        faiss = _faiss()
-        if faiss is None:
-            raise ImportError("AnnVocabulary needs FAISS: pip install faiss-cpu (extra 'ann') or faiss-gpu")
         folder = Path(folder)
         if not (folder / "ann_vocabulary.json").exists():
             raise FileNotFoundError(f"{str(folder)!r} holds no saved AnnVocabulary (ann_vocabulary.json)")
         meta = json.loads((folder / "ann_vocabulary.json").read_text())
+        faiss = _scann() if meta.get("kind") == "scann" else _faiss()
+        if faiss is None:
+            raise ImportError("AnnVocabulary needs FAISS: pip install faiss-cpu (extra 'ann') or faiss-gpu"
+                              if meta.get("kind") != "scann" else
+                              f"{folder} holds a ScaNN index: pip install scann (extra 'scann')")
         version = meta.get("version", 1)  # written before the field existed: version 1
         if version != VERSION:
             raise ValueError(f"{folder / 'ann_vocabulary.json'} is AnnVocabulary format version {version!r}; "
@@ -233,8 +276,9 @@ class AnnVocabulary:
         self.center = np.asarray(meta["center"], dtype=np.float32)
         self.token_bytes = [bytes.fromhex(h) for h in meta["tokens"]]
         self.kind, self.candidates, self.settings, self.device = meta["kind"], meta["candidates"], meta["settings"], device
-        self.parts = [(np.load(folder / f"part-{k}.npy"), bound, faiss.read_index(str(folder / f"part-{k}.faiss")))
-                      for k, bound in enumerate(meta["bounds"])]
+        read = ((lambda k: faiss.scann_ops_pybind.load_searcher(str(folder / f"part-{k}.scann")))
+                if self.kind == "scann" else (lambda k: faiss.read_index(str(folder / f"part-{k}.faiss"))))
+        self.parts = [(np.load(folder / f"part-{k}.npy"), bound, read(k)) for k, bound in enumerate(meta["bounds"])]
         self._place(faiss)
         return self
 
