@@ -47,6 +47,16 @@ def sp_bpe(tmp_dir: str, model_type: str = "bpe", vocab_size: int = 40) -> "obje
     return sp
 
 
+FAMILIES = ("byte_bpe", "sp_bpe", "sp_unigram")
+
+
+def family_tokenizer(family: str):
+    """A tiny tokenizer of each family the exact tests cover: byte-level BPE, SentencePiece BPE and Unigram."""
+    if family == "byte_bpe":
+        return byte_bpe()
+    return sp_bpe("", "bpe" if family == "sp_bpe" else "unigram", 270)
+
+
 def tiny_llama(vocab_size: int, seed: int = 0, dtype=torch.float64):
     """A 2-layer random Llama: cheap, deterministic, and a real HF causal LM with a KV cache."""
     from transformers import LlamaConfig, LlamaForCausalLM

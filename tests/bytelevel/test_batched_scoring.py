@@ -14,25 +14,18 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama
+from tiny import FAMILIES, TRAIN_TEXT, byte_bpe, family_tokenizer, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab, TokenByteModel, bits_per_byte, score_bytes, score_texts
 from tokenshift.bytelevel.scoring import plain_token_bits, token_bits_per_byte
 
-FAMILIES = ["byte_bpe", "sp_bpe", "sp_unigram"]
 WORDS = st.text(alphabet="ab é'1\n.", max_size=24).map(lambda s: s.encode("utf-8"))
 TEXTS = st.lists(st.binary(max_size=10) | WORDS, min_size=1, max_size=5)
 
 
-def _tokenizer(family: str):
-    if family == "byte_bpe":
-        return byte_bpe()
-    return sp_bpe("", "bpe" if family == "sp_bpe" else "unigram", 270)
-
-
 @pytest.fixture(scope="module", params=FAMILIES)
 def family_model(request):
-    tok = _tokenizer(request.param)
+    tok = family_tokenizer(request.param)
     vocab = ByteVocab.from_tokenizer(tok)
     return request.param, TokenByteModel(tiny_llama(len(vocab.pieces), seed=3, dtype=torch.float64), tok,
                                          dtype=torch.float64)

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import Oracle
-from tiny import TRAIN_TEXT, byte_bpe, sp_bpe, tiny_llama
+from tiny import FAMILIES, TRAIN_TEXT, byte_bpe, family_tokenizer, tiny_llama
 
 from tokenshift.bytelevel import ByteVocab
 from tokenshift.bytelevel.exact import EOT, TokenByteModel
@@ -25,18 +25,9 @@ from tokenshift.bytelevel.pretok import canonical_encode
 
 # -- fixtures ---------------------------------------------------------------------------------------
 
-FAMILIES = ["byte_bpe", "sp_bpe", "sp_unigram"]
-
-
-def _tokenizer(family: str):
-    if family == "byte_bpe":
-        return byte_bpe()
-    return sp_bpe("", "bpe" if family == "sp_bpe" else "unigram", 270)
-
-
 @pytest.fixture(scope="module", params=FAMILIES)
 def setup(request):
-    tok = _tokenizer(request.param)
+    tok = family_tokenizer(request.param)
     vocab = ByteVocab.from_tokenizer(tok)
     model = tiny_llama(len(vocab.pieces), seed=1, dtype=torch.float64)
     start = vocab.start_id
