@@ -26,7 +26,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from .exact import ByteModel, ByteState, DistributionBounds, ExactByteState
+from .exact import ByteModel, ByteState, DistributionBounds, ExactByteState, decide, pick
 
 MODES = ("mixture", "product")
 
@@ -70,6 +70,48 @@ class EnsembleState:
         if self._dist is None:
             self._dist = combine(self.member_logprobs(), self.weights, self.mode)
         return self._dist.clone()
+
+    def sample(self, u: float, temperature: float = 1.0, top_p: float = 1.0,
+               allowed: np.ndarray | None = None) -> int:
+        """The slot `pick(self.logprobs(), u, ...)` gives, from the members' certified bounds.
+
+        Why: a member over a 262k vocabulary needs seconds for its full
+        distribution, but sampling needs only enough of it to be sure which
+        slot `u` selects. The pooled distribution lies between the pools of
+        the members' bounds (mixture: weighted means; product: weighted
+        geometric means, unnormalised), and `decide` returns a slot only when
+        every distribution inside those bounds gives it; until then the member
+        whose bounds are widest (times its weight) checks more candidates.
+        top_p < 1 needs the whole distribution and takes `logprobs()`.
+        """
+        if top_p < 1.0:
+            return pick(self.logprobs(), u, temperature, top_p, allowed)
+        for state in self.states:  # one batched model call for the covers of the likely next token
+            if isinstance(state, ExactByteState) and not state.ready():
+                state.prefetch(state.likeliest_path())
+        bounds = [member_bounds(state) for state in self.states]
+        w = self.weights.numpy()
+        used = w > 0
+        while True:
+            if self.mode == "mixture":
+                lo = sum(wi * b.p_lo for wi, b in zip(w, bounds))
+                hi = sum(wi * b.p_hi for wi, b in zip(w, bounds))
+            else:
+                with np.errstate(divide="ignore"):
+                    lo = np.exp(sum(wi * np.log(b.p_lo) for wi, b, u_ in zip(w, bounds, used) if u_))
+                    hi = np.exp(sum(wi * np.log(b.p_hi) for wi, b, u_ in zip(w, bounds, used) if u_))
+            if allowed is not None:
+                lo, hi = np.where(allowed, lo, 0.0), np.where(allowed, hi, 0.0)
+            if not hi.any():
+                raise ValueError("the ensemble's members give every allowed next byte probability 0 together")
+            byte = decide(lo, hi, u, temperature)
+            if byte is not None:
+                return byte
+            open_ = [i for i, b in enumerate(bounds) if not b.is_exact and used[i]]
+            if not open_:  # exact bounds and still a tie (greedy between equal slots): the full answer
+                return pick(self.logprobs(), u, temperature, top_p, allowed)
+            widest = max(open_, key=lambda i: w[i] * bounds[i].width)
+            bounds[widest].refine()
 
     def advance(self, byte: int) -> None:
         if not 0 <= byte < 256:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .ensemble import EnsembleState
 from .exact import EOT, ByteModel, ByteState, ExactByteState, pick
 from .utf8 import utf8_allowed
 
@@ -66,6 +67,8 @@ def generate_bytes(
                 byte = state.sample(rng.random(), temperature, top_p, allowed)
         elif exact:
             state.prefetch(state.likeliest_path())  # one batched call per token, not per byte
+            byte = state.sample(rng.random(), temperature, top_p, allowed)
+        elif isinstance(state, EnsembleState):  # bounds-first: members refine only as far as the pick needs
             byte = state.sample(rng.random(), temperature, top_p, allowed)
         else:
             byte = pick(state.logprobs(), rng.random(), temperature, top_p, allowed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oracle import Oracle
 from tiny import byte_bpe, sp_bpe, tiny_llama
 
@@ -122,3 +124,30 @@ def test_pooled_bits_bounds_contain_the_ensemble_and_are_exact_at_width_zero(mem
             assert np.allclose(lo, want, atol=1e-9) and np.allclose(hi, want, atol=1e-9)
         else:
             assert (hi - lo).max() > 0  # the loose run really is loose: the test sees the bounds
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(PREFIXES + [b"ab ba", b"1234 ", "é a".encode()]), u=st.floats(0, 1, exclude_max=True),
+       temperature=st.sampled_from([0.0, 0.7, 1.0, 1.5]), mode=st.sampled_from(["mixture", "product"]),
+       weights=st.sampled_from([(0.5, 0.5), (0.2, 0.8), (1.0, 0.0)]), utf8=st.booleans())
+def test_bounds_first_sampling_picks_what_the_pooled_distribution_picks(members, prefix, u, temperature, mode,
+                                                                       weights, utf8):
+    from tokenshift.bytelevel.exact import pick
+    from tokenshift.bytelevel.utf8 import utf8_allowed
+
+    (_, _, a), (_, _, b) = members
+    ens = EnsembleByteModel([a, b], weights=list(weights), mode=mode)
+    allowed = utf8_allowed(prefix) if utf8 else None
+    lazy = ens.start(prefix)
+    got = lazy.sample(u, temperature, allowed=allowed)
+    assert got == pick(ens.start(prefix).logprobs(), u, temperature, allowed=allowed)
+
+
+def test_bounds_first_sampling_leaves_the_full_distributions_alone(members):
+    (_, _, a), (_, _, b) = members
+    state = EnsembleByteModel([a, b], mode="mixture").start(b"ab b")
+    state.sample(0.3)
+    assert all(s._dist is None for s in state.states), "no member needed its full distribution"
+    out = generate_bytes(EnsembleByteModel([a, b]), b"ab ", max_bytes=12, seed=3)
+    again = generate_bytes(EnsembleByteModel([a, b]), b"ab ", max_bytes=12, seed=3)
+    assert out == again and len(out) > 0
