@@ -225,6 +225,24 @@ def render_hat_cost(r: dict) -> str:
     return head + body + "\n\nThroughput ratios: " + "; ".join(lines) + "."
 
 
+def render_ensemble_sampling(r: dict) -> str:
+    c, m = r["config"], r["metrics"]
+    low = m["targets"]["ratio_min"]
+    slower = m["slower_member"]
+    head = (f"{' + '.join(c['members'])}, {c['weights']} weights, temperature {c['temperature']:g}, {c['bytes']} bytes "
+            f"after a {c['prompt_bytes']}-byte English prompt, {len(c['seeds'])} seed{'s' * (len(c['seeds']) > 1)}"
+            f"{', quick run' if c.get('quick') else ''}; plain token sampling of each member in the same process "
+            f"({listing({n: v['bytes_per_second'] for n, v in m['plain'].items()}, 1)} bytes/s).\n\n")
+    rows = []
+    for mode, v in m["modes"].items():
+        n_bytes = sum(run["bytes"] for run in v["runs"])
+        calls = {n: sum(run["forward_calls"][n] for run in v["runs"]) / max(n_bytes, 1) for n in m["plain"]}
+        rows.append([mode, num(v["bytes_per_second"], 2), num(v["ratio_to_slower_member"], 3),
+                     f"≥ {low:g}: {yes(v['ratio_to_slower_member'] >= low)}", listing(calls, 2)])
+    return head + table(["pool", "bytes/s", f"ratio to {slower}'s plain sampling", "target",
+                         "forward calls per byte"], rows)
+
+
 def render_transplant(r: dict) -> str:
     c, m = r["config"], r["metrics"]
     files, methods, d = c["files"], c["methods"], c["defaults"]
@@ -738,6 +756,9 @@ RESULTS: dict[str, tuple[Callable[[dict], str], Callable[[dict | None], str], st
     "hypernet": (render_hypernet, cmd_hypernet, None),
     "fim": (render_fim, cmd_fim, None),
     "ensemble": (render_ensemble, cmd_ensemble, None),
+    "ensemble_sampling": (render_ensemble_sampling,
+                          lambda c: script("ensemble_sampling", c, (("--bytes", "bytes", 200, 24),
+                                                                    ("--seeds", "seeds", [0, 1], [0]))), None),
     "dynamic": (render_dynamic, cmd_dynamic, "reduction and cost"),
     "ann": (render_ann, cmd_ann, "recall vs speed"),
     "hat": (render_hat, cmd_hat, "validation bpb vs wall-clock"),
