@@ -86,9 +86,12 @@ class EnsembleState:
         """
         if top_p < 1.0:
             return pick(self.logprobs(), u, temperature, top_p, allowed)
-        for state in self.states:  # one batched model call for the covers of the likely next token
-            if isinstance(state, ExactByteState) and not state.ready():
-                state.prefetch(state.likeliest_path())
+        exact = [s for s in self.states if isinstance(s, ExactByteState)]
+        if not all(s.ready() for s in exact):  # one batched call a member for what any member finds likely next
+            paths = {s.likeliest_path() for s in exact}
+            for state in exact:
+                if not state.ready():
+                    state.prefetch(*paths)
         bounds = [member_bounds(state) for state in self.states]
         w = self.weights.numpy()
         used = w > 0

@@ -148,14 +148,16 @@ class TokenByteState(CoverState):
                 return byte
             lazy.refine(self.data)
 
-    def prefetch(self, path: bytes) -> None:
-        """Evaluate, in one model call, the sequences needed here and if the next bytes are `path`."""
+    def prefetch(self, path: bytes, *more: bytes) -> None:
+        """Evaluate, in one model call, the sequences needed here and if the next bytes are `path`
+        (or any of `more`: an ensemble passes each member's likeliest continuation to all)."""
         saved = self.data
         tails = [g.seq for g in self.groups]
         try:
-            for j in range(len(path) + 1):
-                self.data = saved + path[:j]
-                tails += self._fresh_seqs(self.n)
+            for p in (path, *more):
+                for j in range(len(p) + 1):
+                    self.data = saved + p[:j]
+                    tails += self._fresh_seqs(self.n)
         finally:
             self.data = saved
         self._ensure(tails)

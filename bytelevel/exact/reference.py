@@ -59,7 +59,7 @@ class AllTokenizationsState(CoverState):
                allowed: np.ndarray | None = None) -> int:
         return pick(self.logprobs(), u, temperature, top_p, allowed)
 
-    def prefetch(self, path: bytes) -> None:
+    def prefetch(self, path: bytes, *more: bytes) -> None:
         """Nothing to batch: every segmentation is evaluated as it opens."""
 
     def ready(self) -> bool:
