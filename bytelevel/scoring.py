@@ -210,7 +210,8 @@ def token_bits_per_byte(model, tokenizer, texts: Iterable[bytes], window: int = 
     text_bits = [0.0] * len(texts)
     try:
         for batch in tqdm(batches, desc="token bits", disable=not progress or len(chunks) < 4, leave=False):
-            totals = run_rows(lm._forward, [seq for _, seq in batch], lm.vocab_size, columns=len(vocab.pieces))[0]
+            totals = run_rows(lm._forward, [seq for _, seq in batch], lm.vocab_size, columns=len(vocab.pieces),
+                              windowed=lm.window is None)[0]
             for (i, _), nats in zip(batch, totals):
                 text_bits[i] -= nats / LN2
     finally:

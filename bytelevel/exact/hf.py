@@ -218,7 +218,7 @@ class HFTokenLM:
 
 @torch.no_grad()
 def run_rows(forward: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]], seqs: Sequence[Sequence[int]],
-             vocab_size: int, columns: int | None = None, budget: int = 1 << 26,
+             vocab_size: int, columns: int | None = None, budget: int = 1 << 26, windowed: bool = True,
              ) -> tuple[list[float], list[torch.Tensor], Any]:
     """Token sequences as the right-padded rows of one batch: per row, the summed log-prob of every
     token after the first, the log-probs after its last token, and the batch's cache.
@@ -227,13 +227,23 @@ def run_rows(forward: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]], s
     token see one and no mask is needed. The positions run in windows, with
     the cache carried between them, so the float32 logits in flight stay under
     `budget` numbers (rows x window x vocabulary): a batch of long texts over a
-    large vocabulary would otherwise need gigabytes at once. `columns` limits
-    the softmax to the first ids (a tokenizer smaller than the model's rows).
-    Sums are float64 over a float64 log-softmax, as the exact states use.
+    large vocabulary would otherwise need gigabytes at once. `windowed=False`
+    (a model with a sliding window, whose cache keeps only the window) runs
+    every position at once instead, as few rows a call as the budget allows,
+    and returns no cache. `columns` limits the softmax to the first ids (a
+    tokenizer smaller than the model's rows). Sums are float64 over a float64
+    log-softmax, as the exact states use.
     """
     lengths = [len(s) for s in seqs]
     if not seqs or min(lengths) < 1:
         raise ValueError("run_rows: every sequence needs at least one token")
+    if not windowed:
+        group = max(1, budget // (max(lengths) * vocab_size))
+        totals, lasts = [], []
+        for lo in range(0, len(seqs), group):
+            t, last, _ = run_rows(forward, seqs[lo : lo + group], vocab_size, columns, budget=1 << 62)
+            totals, lasts = totals + t, lasts + last
+        return totals, lasts, None
     ids = torch.zeros(len(seqs), max(lengths), dtype=torch.long)
     for row, seq in enumerate(seqs):
         ids[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)

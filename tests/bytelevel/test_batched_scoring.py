@@ -117,6 +117,12 @@ def test_token_bits_per_byte_is_the_same_batched_and_windowed():
     assert many.pop("text_bits") == pytest.approx(per_text, rel=1e-12)
     assert many == pytest.approx(one, rel=1e-12)
     assert model.training, "scoring leaves the caller's train/eval mode as it was"
+    model.config.sliding_window = 4096  # read by HFTokenLM only: every position at once, no cache windows
+    try:
+        whole = token_bits_per_byte(model, tok, texts, window=16, progress=False, batch_size=8)
+    finally:
+        del model.config.sliding_window
+    assert whole.pop("text_bits") == pytest.approx(per_text, rel=1e-12)
     # the definition, one window at a time with full forwards
     bits = 0.0
     for text, text_bits in zip(texts, per_text):
