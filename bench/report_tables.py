@@ -599,9 +599,10 @@ def render_ann(r: dict) -> str:
     piece = next((x for x in m["indexes"] if x["index"] == "pieces"), None)
     if piece is not None:
         n_base = m["entries"] - m["ngram_rows_in_words"] - m.get("ngram_rows_across_words", 0)
-        out += (f"\n\n`pieces` is `PieceSearch`: exact top-k over the {n_base:,} base rows, "
-                "then only the n-grams containing a base token that scores at least the k-th best (an n-gram row that is "
-                "the mean of its pieces' rows never outscores its best piece, so the answer is exact). On batches of 64 "
+        out += (f"\n\n`pieces` is `PieceSearch`: one product over the {n_base:,} base rows gives every score (an "
+                "n-gram row that is the mean of its pieces' rows scores the mean of their scores: a sparse product, no "
+                "576-wide dot products), then the rows within float rounding of the k-th best are re-scored on their "
+                "stored rows, so the answer is exact. On batches of 64 "
                 f"queries: {piece['batch64_queries_per_s']:.0f} queries/s, "
                 f"{piece['batch64_speedup_vs_exact_batch64']:.1f}× the exact product on the same batches.")
     t = m["target"]
