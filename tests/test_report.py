@@ -196,7 +196,10 @@ def test_ann_rows_and_scale_note():
     m = {"entries": 300000, "width": 576, "queries": 500, "exact_queries_per_s": 16.98, "indexes": [idx],
          "target": {"recall@1": 0.99, "speedup": 10, "met": False, "met_by": []}}
     body = T.render_ann(record("ann", c, m))
-    assert "| ivf | nprobe 256 | 13 | 1323 | 0.984 | 0.988 | 32 | 1.9× |" in body
+    assert "| ivf | nprobe 256 | 13 | 1323 | 0.984 | 0.988 | 32 | 17.0 | 1.9× |" in body  # the run's exact rate
+    kept = dict(idx, exact_queries_per_s=6.35, measured="2026-11-30T20:30:00+00:00")  # --keep: its own run's rate
+    m["indexes"] = [kept]
+    assert "| 32 | 6.3 | 1.9× (2026-11-30) |" in T.render_ann(record("ann", c, m))
     assert "this run is at 300,000 rows" in body and "17.0 queries/s" in body
     assert T.cmd_ann(c) == "python bench/ann.py --entries 300000 --threads 1"
 
